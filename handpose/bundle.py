@@ -1,0 +1,136 @@
+"""A trained model with everything needed to use it: network, Skeleton, codec, input size, normalisation.
+
+Saved as one ``.pt`` file of plain types and tensors, loaded with ``torch.load(..., weights_only=True)``.
+Lightning ``.ckpt`` files written by :mod:`handpose.train` load the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from handpose.codecs.heatmap import HeatmapCodec
+from handpose.errors import HandposeError
+from handpose.models.zoo import create_model
+from handpose.skeleton import Skeleton
+
+FORMAT = "handpose-model/1"
+#: The bundled default model (``handpose/weights/<name>.pt``).
+DEFAULT_MODEL = "hand21_resunet"
+
+
+@dataclass
+class ModelBundle:
+    """A network and its metadata.
+
+    Attributes:
+        network: maps ``(B, 3, H, W)`` normalised input to ``(B, K, h, w)`` heatmaps.
+        skeleton: the keypoint set of the K channels.
+        codec: decodes heatmaps to input pixels.
+        mean, std: RGB normalisation in ``[0, 1]`` units, computed on the training split.
+        arch: the registry name of the network and ``arch_kwargs`` its builder arguments.
+        card: free-form facts (data, command, metrics).
+    """
+
+    network: nn.Module
+    skeleton: Skeleton
+    codec: HeatmapCodec
+    mean: list[float]
+    std: list[float]
+    arch: str
+    arch_kwargs: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the model input."""
+        return tuple(self.codec.input_size)
+
+    def to_dict(self) -> dict:
+        """The saved form (plain types and tensors)."""
+        return {
+            "format": FORMAT,
+            "arch": self.arch,
+            "arch_kwargs": dict(self.arch_kwargs),
+            "skeleton": self.skeleton.to_dict(),
+            "input_size": list(self.codec.input_size),
+            "codec": {"stride": self.codec.stride, "sigma": self.codec.sigma, "decode": self.codec.decode_method},
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "card": dict(self.card),
+            "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the bundle to ``path`` (``.pt``)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.to_dict(), path)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "") -> ModelBundle:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises:
+            HandposeError: missing fields or weights that do not fit the architecture.
+        """
+        try:
+            skeleton = Skeleton.from_dict(d["skeleton"])
+            net = create_model(d["arch"], skeleton.num_keypoints, **d.get("arch_kwargs", {}))
+            codec = HeatmapCodec(tuple(d["input_size"]), stride=int(d["codec"]["stride"]),
+                                 sigma=float(d["codec"]["sigma"]), decode_method=d["codec"].get("decode", "subpixel"))
+            mean, std = list(d["mean"]), list(d["std"])
+        except KeyError as e:
+            raise HandposeError(f"{source}: not a handpose model file (missing {e})") from e
+        missing, unexpected = net.load_state_dict(d["state_dict"], strict=False)
+        if missing or unexpected:
+            raise HandposeError(f"{source}: weights do not fit {d['arch']!r}: missing {missing[:5]}, "
+                                f"unexpected {unexpected[:5]}")
+        net.eval()
+        return cls(net, skeleton, codec, mean, std, d["arch"], dict(d.get("arch_kwargs", {})), dict(d.get("card", {})))
+
+
+def bundled_models() -> list[str]:
+    """Names of the models shipped in ``handpose/weights/``."""
+    return sorted(p.name[:-3] for p in resources.files("handpose.weights").iterdir() if p.name.endswith(".pt"))
+
+
+def resolve_model_path(name_or_path: str | Path | None) -> Path:
+    """A bundled model name (default :data:`DEFAULT_MODEL`) or a file path -> the file.
+
+    Raises:
+        HandposeError: neither a bundled name nor an existing file.
+    """
+    if name_or_path is None or str(name_or_path) == "":
+        name_or_path = DEFAULT_MODEL
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = resources.files("handpose.weights") / f"{name_or_path}.pt"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise HandposeError(f"model {str(name_or_path)!r}: no such file and not a bundled model "
+                        f"(bundled: {bundled_models()})")
+
+
+def load_model(name_or_path: str | Path | None = None) -> ModelBundle:
+    """Load a bundled model by name, a ``.pt`` bundle, or a Lightning ``.ckpt`` from ``handpose train``.
+
+    Raises:
+        HandposeError: unknown name, a file that is not a handpose model, or weights that do not fit.
+    """
+    path = resolve_model_path(name_or_path)
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for foreign or corrupt files
+        raise HandposeError(f"{path}: cannot be loaded as a handpose model ({type(e).__name__}: {e})") from e
+    if isinstance(d, dict) and "hyper_parameters" in d and "bundle" in d.get("hyper_parameters", {}):
+        meta = dict(d["hyper_parameters"]["bundle"])
+        meta["state_dict"] = {k[len("network."):]: v for k, v in d["state_dict"].items() if k.startswith("network.")}
+        d = meta
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise HandposeError(f"{path}: not a handpose model file (expected format {FORMAT!r})")
+    return ModelBundle.from_dict(d, str(path))

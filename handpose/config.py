@@ -1,0 +1,164 @@
+"""Training configuration: one flat dataclass, loaded from flat YAML and overridable with ``key=value``."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from handpose.errors import HandposeError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Every field can be set in YAML or with ``--set key=value``.
+
+    Data:
+        dataset: ``freihand`` (a FreiHAND-layout folder) or ``coco`` (COCO keypoints json + image folder).
+        data_root: the FreiHAND folder.
+        split: train / val / test shares of the FreiHAND ids (80/15/5 as in the tutorial).
+        train_ann, train_images, val_ann, val_images: COCO json files and their image folders.
+        box_margin: COCO crops: bbox grown by this share of its longer side on each side.
+        skeleton: built-in Skeleton name; empty for COCO means the json's category.
+        limit_records: read at most this many records per split (0: all), for quick runs.
+    Model and targets:
+        model, model_kwargs: a name from ``handpose.models.MODELS`` and its builder's arguments.
+        input_size: model input ``[width, height]`` in pixels (an int means square).
+        sigma: heatmap Gaussian sigma in heatmap cells; decode: ``subpixel``, ``average`` or ``argmax``.
+        loss: ``iou`` (the tutorial's) or ``mse``.
+    Optimisation:
+        optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
+        limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
+        lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
+        early_stop_patience (epochs without a lower ``val_loss``; 0: off).
+    Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour.
+    Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
+        crops once into memory), tune_malloc (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
+        resume (a checkpoint path, or ``last`` for the run's last checkpoint).
+    """
+
+    dataset: str = "freihand"
+    data_root: str = ""
+    split: list = field(default_factory=lambda: [0.8, 0.15, 0.05])
+    train_ann: str = ""
+    train_images: str = ""
+    val_ann: str = ""
+    val_images: str = ""
+    box_margin: float = 0.25
+    skeleton: str = "hand21"
+    limit_records: int = 0
+
+    model: str = "resunet"
+    model_kwargs: dict = field(default_factory=dict)
+    input_size: list = field(default_factory=lambda: [128, 128])
+    sigma: float = 1.5
+    decode: str = "subpixel"
+    loss: str = "iou"
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 1000
+    max_minutes: float = 0.0
+    limit_train_batches: int = 0
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    lr_monitor: str = "train_loss"
+    early_stop_patience: int = 40
+
+    aug_rotate: float = 30.0
+    aug_scale: float = 0.2
+    aug_translate: float = 0.1
+    aug_flip: float = 0.5
+    aug_colour: float = 0.3
+
+    seed: int = 42
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 1
+    cache: bool = True
+    tune_malloc: bool = True
+    out_dir: str = "runs"
+    name: str = "run"
+    resume: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.input_size, int):
+            self.input_size = [self.input_size, self.input_size]
+        self.input_size = [int(v) for v in self.input_size]
+        if len(self.input_size) != 2 or min(self.input_size) <= 0:
+            raise HandposeError(f"input_size must be [width, height] > 0, got {self.input_size}")
+        if self.dataset not in ("freihand", "coco"):
+            raise HandposeError(f"dataset must be 'freihand' or 'coco', got {self.dataset!r}")
+        if self.loss not in ("iou", "mse"):
+            raise HandposeError(f"loss must be 'iou' or 'mse', got {self.loss!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise HandposeError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
+    @property
+    def run_dir(self) -> Path:
+        """``out_dir / name``: checkpoints, logs, the resolved config and the exported model."""
+        return Path(self.out_dir) / self.name
+
+    def to_dict(self) -> dict:
+        """Plain dict of all fields."""
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config as flat YAML."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+
+def _check_keys(keys, where: str) -> None:
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in keys:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            raise HandposeError(f"{where}: unknown config key {key!r}" + (f"; did you mean {close}?" if close else ""))
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["lr=0.01", "split=[0.7,0.2,0.1]"]`` -> dict, values parsed as YAML.
+
+    Raises:
+        HandposeError: an item without ``=`` or an unknown key.
+    """
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise HandposeError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    _check_keys(out, "override")
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Load a flat YAML config (or the defaults) and apply ``key=value`` overrides.
+
+    Raises:
+        HandposeError: missing file, invalid YAML, a nested or unknown key, or an invalid value.
+    """
+    values: dict = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise HandposeError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise HandposeError(f"{path}: invalid YAML ({e})") from e
+        if not isinstance(values, dict):
+            raise HandposeError(f"{path}: expected a mapping of config keys")
+        _check_keys(values, str(path))
+    values.update(parse_overrides(overrides))
+    return TrainConfig(**values)

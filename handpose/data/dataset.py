@@ -1,0 +1,140 @@
+"""The torch Dataset for single-instance (top-down) models: crop, augment, normalise, encode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from handpose.data.image import image_size, read_image
+from handpose.data.records import Record
+from handpose.data.transforms import (
+    AugmentConfig,
+    Augmenter,
+    apply_affine,
+    box_to_input_affine,
+    full_image_box,
+    warp_to_input,
+)
+from handpose.errors import HandposeError
+from handpose.skeleton import Skeleton
+
+
+def record_affine(record: Record, width: int, height: int, input_size: tuple[int, int]) -> np.ndarray:
+    """Image -> input affine of a record: its box, or the whole image, letterboxed into ``input_size``."""
+    box = record.box if record.box is not None else full_image_box(width, height)
+    return box_to_input_affine(box, input_size)
+
+
+def load_input(record: Record, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a record's image and warp it to the model input.
+
+    Returns:
+        ``image`` ``(in_h, in_w, 3)`` uint8, ``keypoints`` ``(N, K, 2)`` in input pixels, and the ``(2, 3)``
+        image -> input affine.
+
+    Raises:
+        HandposeError: the image cannot be read (the message names the file and the record).
+    """
+    try:
+        img = read_image(record.image_path)
+    except HandposeError as e:
+        raise HandposeError(f"record {record.record_id}: {e}") from e
+    M = record_affine(record, img.shape[1], img.shape[0], input_size)
+    return warp_to_input(img, M, input_size), apply_affine(M, record.keypoints), M
+
+
+def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 RGB -> ``(3, H, W)`` float32 ``(x / 255 - mean) / std``."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    return (t - m) / s
+
+
+class KeypointDataset(Dataset):
+    """Records -> ``{"image", "heatmaps", "weights", "keypoints", "visible", "index"}`` for one instance each.
+
+    Args:
+        records: single-instance records (``N == 1``).
+        skeleton: the keypoint set (checked against the records' K, supplies the flip permutation).
+        codec: target encoder with ``input_size`` and ``encode(keypoints, visible)``.
+        mean, std: per-channel normalisation in ``[0, 1]`` units (see :func:`channel_stats`).
+        augment: augmentation strengths, or ``None`` for validation.
+        cache: decode and crop every image once into memory (checks every file before training starts).
+
+    Raises:
+        HandposeError: an unreadable image, a record with another keypoint count or several instances.
+    """
+
+    def __init__(self, records: list[Record], skeleton: Skeleton, codec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                 augment: AugmentConfig | None = None, cache: bool = True):
+        self.records = records
+        self.skeleton = skeleton
+        self.codec = codec
+        self.input_size = tuple(codec.input_size)
+        self.mean, self.std = list(mean), list(std)
+        self.augmenter = Augmenter(augment, skeleton) if augment is not None else None
+        for r in records:
+            if r.keypoints.shape[1] != skeleton.num_keypoints:
+                raise HandposeError(f"record {r.record_id}: {r.keypoints.shape[1]} keypoints, skeleton "
+                                    f"{skeleton.name!r} has {skeleton.num_keypoints}")
+            if r.keypoints.shape[0] != 1:
+                raise HandposeError(f"record {r.record_id}: {r.keypoints.shape[0]} instances; single-instance "
+                                    "models need one record per instance (COCO: per_instance=True)")
+        self._images: np.ndarray | None = None
+        self._keypoints: np.ndarray | None = None
+        if cache:
+            loaded = [load_input(r, self.input_size) for r in records]
+            self._images = np.stack([x[0] for x in loaded])
+            self._keypoints = np.stack([x[1] for x in loaded])
+        else:
+            for r in records:
+                image_size(r.image_path)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Un-augmented input image ``(in_h, in_w, 3)`` uint8, keypoints ``(N, K, 2)`` input px, visibility."""
+        r = self.records[index]
+        if self._images is not None:
+            return self._images[index], self._keypoints[index], r.visible
+        img, kp, _ = load_input(r, self.input_size)
+        return img, kp, r.visible
+
+    def __getitem__(self, index: int) -> dict:
+        img, kp, vis = self.raw(index)
+        if self.augmenter is not None:
+            img, kp, vis = self.augmenter(img, kp, vis)
+        heatmaps, weights = self.codec.encode(kp[0], vis[0])
+        return {
+            "image": normalise(img, self.mean, self.std),
+            "heatmaps": torch.from_numpy(heatmaps),
+            "weights": torch.from_numpy(weights),
+            "keypoints": torch.from_numpy(np.ascontiguousarray(kp[0], dtype=np.float32)),
+            "visible": torch.from_numpy(np.ascontiguousarray(vis[0]).astype(np.int64)),
+            "index": index,
+        }
+
+
+def channel_stats(dataset: KeypointDataset) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of a data set's un-augmented input crops, in ``[0, 1]`` units (the tutorial
+    normalises by the training set's channel statistics).
+
+    Returns:
+        ``(mean, std)``, three floats each (RGB).
+    """
+    s = np.zeros(3)
+    s2 = np.zeros(3)
+    n = 0
+    for i in range(len(dataset)):
+        img = dataset.raw(i)[0].reshape(-1, 3).astype(np.float64) / 255.0
+        s += img.sum(0)
+        s2 += (img**2).sum(0)
+        n += img.shape[0]
+    mean = s / n
+    std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
+    return mean.round(6).tolist(), std.round(6).tolist()

@@ -1,0 +1,129 @@
+"""Geometry between images and model input, and training augmentation.
+
+Coordinates follow OpenCV: pixel centres at integer ``(x, y)``, so pixel ``i`` covers ``[i - 0.5, i + 0.5]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from handpose.skeleton import Skeleton
+
+
+def full_image_box(width: int, height: int) -> np.ndarray:
+    """The ``[x, y, w, h]`` box that covers a whole ``width x height`` image edge to edge."""
+    return np.array([-0.5, -0.5, width, height], dtype=np.float32)
+
+
+def box_to_input_affine(box: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """Affine map from image pixels to model-input pixels that fits ``box`` into the input (letterbox).
+
+    The box keeps its aspect ratio: it is scaled by ``min(in_w / w, in_h / h)`` and centred, so a box of
+    another shape gets a border (filled by the caller's border mode).
+
+    Args:
+        box: ``[x, y, w, h]`` in image pixels (continuous extent, e.g. :func:`full_image_box`).
+        input_size: ``(width, height)`` of the model input.
+
+    Returns:
+        ``(2, 3)`` float64 matrix ``M`` with ``[u, v] = M @ [x, y, 1]``.
+    """
+    x, y, w, h = (float(v) for v in box)
+    in_w, in_h = input_size
+    s = min(in_w / max(w, 1e-6), in_h / max(h, 1e-6))
+    cx, cy = x + w / 2.0, y + h / 2.0
+    return np.array([[s, 0.0, (in_w - 1) / 2.0 - s * cx], [0.0, s, (in_h - 1) / 2.0 - s * cy]], dtype=np.float64)
+
+
+def invert_affine(M: np.ndarray) -> np.ndarray:
+    """Inverse of a ``(2, 3)`` affine matrix (or of a batch ``(B, 2, 3)``)."""
+    M = np.asarray(M, dtype=np.float64)
+    A_, t = M[..., :2], M[..., 2:]
+    Ai = np.linalg.inv(A_)
+    return np.concatenate([Ai, -Ai @ t], axis=-1)
+
+
+def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply ``(2, 3)`` affine ``M`` to points ``(..., 2)``; returns float32 ``(..., 2)``."""
+    pts = np.asarray(points, dtype=np.float64)
+    out = pts @ M[:, :2].T + M[:, 2]
+    return out.astype(np.float32)
+
+
+def warp_to_input(image: np.ndarray, M: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """Warp ``(H, W, 3)`` uint8 image with ``M`` to ``(in_h, in_w, 3)``; area outside the image is black."""
+    s = float(np.hypot(M[0, 0], M[0, 1]))
+    if s < 0.5:
+        # Large shrink: bilinear warping would alias, so first shrink by area averaging to a scale of ~0.5.
+        h, w = image.shape[:2]
+        sw, sh = max(1, round(w * 2 * s)), max(1, round(h * 2 * s))
+        image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        fx, fy = sw / w, sh / h
+        pre_inv = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
+        M = M @ pre_inv
+    return cv2.warpAffine(image, M, input_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+
+
+@dataclass
+class AugmentConfig:
+    """Strength of training augmentation (each 0 turns that part off).
+
+    Attributes:
+        rotate: maximum rotation in degrees (uniform in ``[-rotate, rotate]``).
+        scale: maximum relative zoom (uniform in ``[1 - scale, 1 + scale]``).
+        translate: maximum shift as a share of the input size.
+        flip: probability of a horizontal flip (keypoints re-indexed by the Skeleton's ``flip_perm``).
+        colour: strength of brightness / contrast / saturation jitter (hue gets a tenth of it).
+    """
+
+    rotate: float = 30.0
+    scale: float = 0.2
+    translate: float = 0.1
+    flip: float = 0.5
+    colour: float = 0.3
+
+
+class Augmenter:
+    """Albumentations pipeline that moves keypoints with the image and re-indexes them on flips.
+
+    Args:
+        cfg: augmentation strengths.
+        skeleton: supplies ``flip_perm`` for flips.
+    """
+
+    def __init__(self, cfg: AugmentConfig, skeleton: Skeleton):
+        self.cfg = cfg
+        self.flip_perm = np.asarray(skeleton.flip_perm)
+        ops: list = []
+        if cfg.rotate or cfg.scale or cfg.translate:
+            ops.append(A.Affine(scale=(1 - cfg.scale, 1 + cfg.scale), rotate=(-cfg.rotate, cfg.rotate),
+                                translate_percent=(-cfg.translate, cfg.translate), border_mode=cv2.BORDER_CONSTANT,
+                                fill=0, p=1.0))
+        if cfg.flip:
+            ops.append(A.HorizontalFlip(p=cfg.flip))
+        if cfg.colour:
+            c = cfg.colour
+            ops.append(A.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(0.5, c / 10), p=0.8))
+        self.pipeline = A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
+                                  save_applied_params=True)
+
+    def __call__(self, image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray):
+        """Augment one input-size image and its ``(N, K, 2)`` keypoints; returns ``(image, keypoints, visible)``.
+
+        Keypoints that leave the image get visibility 0.
+        """
+        n, k = keypoints.shape[:2]
+        out = self.pipeline(image=image, keypoints=keypoints.reshape(-1, 2))
+        kp = np.asarray(out["keypoints"], dtype=np.float32).reshape(n, k, 2)
+        vis = visible.copy()
+        if any(name == "HorizontalFlip" for name, _ in out.get("applied_transforms", [])):
+            kp, vis = kp[:, self.flip_perm], vis[:, self.flip_perm]
+        h, w = out["image"].shape[:2]
+        inside = (kp[..., 0] >= -0.5) & (kp[..., 0] <= w - 0.5) & (kp[..., 1] >= -0.5) & (kp[..., 1] <= h - 0.5)
+        vis[~inside] = 0
+        return out["image"], kp, vis

@@ -1,0 +1,31 @@
+"""Heatmap losses. Shapes: prediction and target ``(B, K, H, W)``; optional keypoint weights ``(B, K)``."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _weighted_mean(per_map: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return per_map.mean()
+    return (per_map * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def iou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+             eps: float = 1e-6) -> torch.Tensor:
+    """Soft IoU loss of the hand pose tutorial (seed 003):
+    ``1 - mean((sum y*p + eps) / (sum y^2 + sum p^2 - sum y*p + eps))``, sums over H and W.
+
+    Returns 0 for a perfect prediction; in ``[0, 1]`` for non-negative maps.
+    """
+    inter = (pred * target).sum(dim=(2, 3))
+    union = (target * target).sum(dim=(2, 3)) + (pred * pred).sum(dim=(2, 3)) - inter
+    return 1.0 - _weighted_mean((inter + eps) / (union + eps), weights)
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error per heatmap pixel, averaged over labelled keypoints (Simple Baselines)."""
+    return _weighted_mean(((pred - target) ** 2).mean(dim=(2, 3)), weights)
+
+
+LOSSES = {"iou": iou_loss, "mse": mse_loss}
