@@ -24,6 +24,7 @@ FINGER_COLOURS: dict[str, RGB] = {
     "middle": (60, 180, 75),
     "ring": (0, 130, 200),
     "little": (145, 30, 180),
+    "wrist": (200, 200, 200),
     "other": (200, 200, 200),
 }
 
@@ -170,7 +171,7 @@ HAND21 = Skeleton(
         0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018,
         0.024, 0.022, 0.026, 0.017, 0.021, 0.021, 0.032, 0.02, 0.019, 0.022, 0.031,
     ),
-    groups=("other",) + tuple(f for f in _FINGERS for _ in range(4)),
+    groups=("wrist",) + tuple(f for f in _FINGERS for _ in range(4)),
 )
 
 COCO17 = Skeleton(

@@ -1,0 +1,153 @@
+"""The ``handpose`` command: train, predict, evaluate, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from handpose.errors import HandposeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="2D hand pose estimation: train, evaluate, predict.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(e: Exception) -> None:
+    err_console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(None, help="flat YAML config (see configs/); defaults are used without one"),
+    set_: list[str] = typer.Option(None, "--set", help="override a config key: --set lr=0.01 (repeatable)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train a model; writes checkpoints, CSV logs, the resolved config and model.pt under out_dir/name."""
+    from handpose.config import load_config
+    from handpose.train import train as run_train
+
+    try:
+        cfg = load_config(config, set_)
+        console.print(f"run folder: {cfg.run_dir}  (glibc allocator tuning: "
+                      f"{'on' if cfg.tune_malloc else 'off'}; turn off with --set tune_malloc=false)")
+        result = run_train(cfg, progress=progress)
+    except HandposeError as e:
+        _fail(e)
+    console.print_json(json.dumps(result))
+
+
+@app.command()
+def predict(
+    inputs: list[str] = typer.Argument(..., help="image files, folders or glob patterns"),
+    model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file (default: the bundled one)"),
+    json_out: Path = typer.Option(None, "--json", help="write results: a list of {file_name, keypoints, score}"),
+    overlay: Path = typer.Option(None, "--overlay", help="folder for images with skeletons drawn"),
+    batch_size: int = typer.Option(32, help="images per forward pass"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
+) -> None:
+    """Predict keypoints; bad files are reported and skipped, and the exit code is 1 if any failed."""
+    from handpose.data.image import read_image
+    from handpose.predict import Predictor, expand_inputs
+    from handpose.visualize import draw_skeleton, save_image
+
+    try:
+        predictor = Predictor(model, batch_size)
+    except HandposeError as e:
+        _fail(e)
+    paths, problems = expand_inputs(inputs)
+    failures = [m for _, m in problems]
+
+    def on_error(path, err):
+        failures.append(str(err))
+        err_console.print(f"[red]skipped:[/red] {err}")
+
+    for m in failures:
+        err_console.print(f"[red]skipped:[/red] {m}")
+    entries = []
+    names = predictor.skeleton.keypoints
+    for res in predictor.predict_paths(paths, on_error=on_error):
+        entries.extend(res.to_coco())
+        if not quiet:
+            for n, (kp, sc) in enumerate(zip(res.keypoints, res.scores, strict=True)):
+                pts = "  ".join(f"{names[k]}=({x:.1f}, {y:.1f})" for k, (x, y) in enumerate(kp))
+                console.print(f"[bold]{res.file_name}[/bold] #{n} score {sc.mean():.3f}: {pts}", soft_wrap=True)
+        if overlay is not None:
+            img = read_image(res.file_name, exif_transpose=True)
+            out = overlay / (Path(res.file_name).stem + ".png")
+            save_image(out, draw_skeleton(img, res.keypoints, predictor.skeleton))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(entries, indent=1))
+    console.print(f"{len(paths) - (len(failures) - len(problems))} of {len(paths)} images predicted"
+                  + (f", {len(failures)} failed" if failures else "")
+                  + (f"; results in {json_out}" if json_out else "") + (f"; overlays in {overlay}" if overlay else ""))
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file"),
+    freihand: Path = typer.Option(None, help="a FreiHAND-layout folder"),
+    split: str = typer.Option("val", help="FreiHAND split: train, val, test or all"),
+    coco: Path = typer.Option(None, help="a COCO keypoints json (one crop per annotation)"),
+    images: Path = typer.Option(None, help="the COCO image folder"),
+    margin: float = typer.Option(0.25, help="COCO crops: bbox margin per side, share of the longer side"),
+    json_out: Path = typer.Option(None, "--json", help="write the metrics as JSON"),
+    report: Path = typer.Option(None, help="folder for metrics.json and plots"),
+    batch_size: int = typer.Option(32),
+) -> None:
+    """Mean/median/percentile keypoint error (px and %), per finger, PCK, AUC, within-0.1/0.01 shares."""
+    from handpose.bundle import load_model
+    from handpose.data.coco import load_coco
+    from handpose.data.freihand import load_freihand
+    from handpose.evaluate import evaluate as run_eval
+    from handpose.evaluate import format_table, write_report
+
+    try:
+        bundle = load_model(model)
+        if freihand is not None:
+            records = load_freihand(freihand, split, skeleton=bundle.skeleton)
+        elif coco is not None:
+            if images is None:
+                raise HandposeError("--coco needs --images (the image folder)")
+            records, _ = load_coco(coco, images, bundle.skeleton, margin=margin)
+        else:
+            raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
+        ev = run_eval(bundle, records, batch_size)
+    except HandposeError as e:
+        _fail(e)
+    summary = ev.summary()
+    table = Table(title=f"{len(records)} images, model {model or 'default'}")
+    table.add_column("metric")
+    table.add_column("value")
+    for row in format_table(summary):
+        table.add_row(*row)
+    console.print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2))
+    if report is not None:
+        write_report(ev, summary, report, plots=True, skeleton=bundle.skeleton)
+        console.print(f"report in {report}")
+
+
+@app.command()
+def models() -> None:
+    """List the bundled models with their cards."""
+    from handpose.bundle import DEFAULT_MODEL, bundled_models, load_model
+
+    for name in bundled_models():
+        b = load_model(name)
+        card = {k: v for k, v in b.card.items() if k != "config"}
+        console.print(f"[bold]{name}[/bold]{' (default)' if name == DEFAULT_MODEL else ''}: {b.arch}, "
+                      f"{b.skeleton.name}, input {b.input_size}; {card}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,148 @@
+"""Runs a model over labelled records, computes the metrics of :mod:`handpose.metrics`, writes the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handpose import metrics
+from handpose.bundle import ModelBundle
+from handpose.data.records import Record
+from handpose.data.transforms import apply_affine, box_to_input_affine
+from handpose.errors import HandposeError
+from handpose.predict import Predictor
+
+PCK_THRESHOLDS = (0.05, 0.1, 0.2)
+
+
+@dataclass
+class Evaluation:
+    """Predictions beside labels for a set of single-instance records.
+
+    Attributes:
+        pred, gt: ``(N, K, 2)`` original-image pixels.
+        pred_input, gt_input: ``(N, K, 2)`` model-input pixels.
+        mask: ``(N, K)`` labelled keypoints.
+        scores: ``(N, K)`` raw scores.
+        box_sizes: ``(N,)`` side of the region the model saw, in original pixels (the "image size" of the
+            percentage errors; the whole image for FreiHAND crops).
+        files, record_ids: per record.
+        input_size: ``(width, height)`` of the model input.
+        keypoint_names, groups: from the Skeleton.
+    """
+
+    pred: np.ndarray
+    gt: np.ndarray
+    pred_input: np.ndarray
+    gt_input: np.ndarray
+    mask: np.ndarray
+    scores: np.ndarray
+    box_sizes: np.ndarray
+    files: list[str]
+    record_ids: list[str]
+    input_size: tuple[int, int]
+    keypoint_names: tuple[str, ...]
+    groups: tuple[str, ...]
+
+    @property
+    def errors_px(self) -> np.ndarray:
+        """``(N, K)`` errors in original pixels (NaN where unlabelled)."""
+        return metrics.keypoint_errors(self.pred, self.gt, self.mask)
+
+    def summary(self) -> dict:
+        """All figures as a JSON-ready dict (errors in px and %, PCK, AUC, within-shares, per keypoint/finger)."""
+        e_px = self.errors_px
+        e_in = metrics.keypoint_errors(self.pred_input, self.gt_input, self.mask)
+        e_pct = 100.0 * e_px / self.box_sizes[:, None]
+        hand_size = metrics.keypoint_box_size(self.gt, self.mask)
+        pred_u = metrics.to_unit_coords(self.pred_input, self.input_size)
+        gt_u = metrics.to_unit_coords(self.gt_input, self.input_size)
+        per_image = np.nanmean(e_px, axis=1)
+        return {
+            "n_images": int(len(self.pred)),
+            "n_keypoints": int(self.mask.sum()),
+            "error_px": metrics.error_summary(e_px),
+            "error_input_px": metrics.error_summary(e_in),
+            "error_pct_of_image": metrics.error_summary(e_pct),
+            **{f"pck@{t}": metrics.pck(self.pred, self.gt, self.mask, t, hand_size) for t in PCK_THRESHOLDS},
+            "auc_0_30px": metrics.auc(self.pred, self.gt, self.mask, 30.0),
+            "within_0.1": metrics.within_share(pred_u, gt_u, self.mask, 0.1),
+            "within_0.01": metrics.within_share(pred_u, gt_u, self.mask, 0.01),
+            "per_group_px": metrics.group_errors(e_px, self.groups),
+            "per_keypoint_px": {n: float(np.nanmean(e_px[:, k])) if np.any(self.mask[:, k]) else float("nan")
+                                for k, n in enumerate(self.keypoint_names)},
+            "worst_images": [{"file": self.files[i], "record": self.record_ids[i], "error_px": float(per_image[i])}
+                             for i in np.argsort(-np.nan_to_num(per_image, nan=-1))[:5]],
+        }
+
+
+def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batch_size: int = 32) -> Evaluation:
+    """Predict every record (its box, or the whole image) and pair the predictions with the labels.
+
+    Raises:
+        HandposeError: no records, a record with several instances, a keypoint count that disagrees with the
+            model's Skeleton, or an unreadable image (the message names the record).
+    """
+    if not records:
+        raise HandposeError("evaluate: no records")
+    predictor = Predictor(model, batch_size)
+    skel = predictor.skeleton
+    for r in records:
+        if r.keypoints.shape[0] != 1 or r.keypoints.shape[1] != skel.num_keypoints:
+            raise HandposeError(f"record {r.record_id}: expected 1 instance of {skel.num_keypoints} keypoints "
+                                f"(model skeleton {skel.name!r}), got {r.keypoints.shape[:2]}")
+
+    def fail(path, err):
+        raise HandposeError(f"evaluate: {err}")
+
+    results = list(predictor.predict_paths([r.image_path for r in records], [r.box for r in records], fail,
+                                           exif_transpose=False))
+    size = predictor.bundle.input_size
+    pred, gt, pin, gin, sizes = [], [], [], [], []
+    for r, res in zip(records, results, strict=True):
+        box = res.boxes[0]
+        M = box_to_input_affine(box, size)
+        pred.append(res.keypoints[0])
+        gt.append(r.keypoints[0])
+        pin.append(apply_affine(M, res.keypoints[0]))
+        gin.append(apply_affine(M, r.keypoints[0]))
+        sizes.append(float(max(box[2], box[3])))
+    return Evaluation(np.stack(pred), np.stack(gt), np.stack(pin), np.stack(gin),
+                      np.stack([r.visible[0] > 0 for r in records]), np.stack([r.scores[0] for r in results]),
+                      np.asarray(sizes), [str(r.image_path) for r in records], [r.record_id for r in records],
+                      size, skel.keypoints, skel.groups)
+
+
+def format_table(summary: dict) -> list[tuple[str, str]]:
+    """Rows ``(metric, value)`` for the on-screen table."""
+    rows = []
+    for key, unit in (("error_px", "px"), ("error_input_px", "px (model input)"), ("error_pct_of_image", "%")):
+        s = summary[key]
+        rows.append((f"keypoint error, {unit}",
+                     f"mean {s['mean']:.2f}  median {s['median']:.2f}  p90 {s['p90']:.2f}  p95 {s['p95']:.2f}"))
+    rows.append(("PCK@0.05 / 0.1 / 0.2 (hand box)",
+                 " / ".join(f"{summary[f'pck@{t}']:.3f}" for t in PCK_THRESHOLDS)))
+    rows.append(("AUC 0-30 px", f"{summary['auc_0_30px']:.3f}"))
+    rows.append(("within 0.1 / 0.01 ([-1, 1] units)", f"{summary['within_0.1']:.3f} / {summary['within_0.01']:.3f}"))
+    rows.append(("per group, px", "  ".join(f"{g} {v:.2f}" for g, v in summary["per_group_px"].items())))
+    return rows
+
+
+def write_report(evaluation: Evaluation, summary: dict, out: str | Path, plots: bool = True,
+                 skeleton=None) -> Path:
+    """Write ``metrics.json`` and, with ``plots``, ``pck_curve.png``, ``per_keypoint_error.png`` and
+    ``worst_images.png`` into folder ``out``. Returns the folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    if plots:
+        from handpose import visualize
+
+        visualize.plot_pck_curve(evaluation, out / "pck_curve.png")
+        visualize.plot_per_keypoint_error(summary, out / "per_keypoint_error.png")
+        if skeleton is not None:
+            visualize.plot_worst_images(evaluation, skeleton, out / "worst_images.png")
+    return out

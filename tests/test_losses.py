@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from handpose.losses import iou_loss, mse_loss
+
+
+def test_iou_zero_for_perfect_prediction():
+    y = torch.rand(2, 3, 8, 8)
+    assert iou_loss(y, y).item() == pytest.approx(0.0, abs=1e-6)
+    assert mse_loss(y, y).item() == 0.0
+
+
+def test_iou_hand_computed():
+    y = torch.zeros(1, 1, 2, 2)
+    y[0, 0, 0, 0] = 1.0
+    p = torch.zeros(1, 1, 2, 2)
+    p[0, 0, 0, 0] = 0.5
+    p[0, 0, 1, 1] = 0.5
+    # inter = 0.5, sum y^2 = 1, sum p^2 = 0.5, union = 1 + 0.5 - 0.5 = 1 -> loss = 1 - 0.5
+    assert iou_loss(p, y, eps=0.0).item() == pytest.approx(0.5)
+    # mse = (0.25 + 0.25) / 4
+    assert mse_loss(p, y).item() == pytest.approx(0.125)
+
+
+def test_weights_ignore_unlabelled_channels():
+    y = torch.rand(1, 2, 4, 4)
+    p = y.clone()
+    p[0, 1] = 0.0  # wrong channel
+    w = torch.tensor([[1.0, 0.0]])
+    assert iou_loss(p, y, w).item() == pytest.approx(0.0, abs=1e-6)
+    assert iou_loss(p, y).item() > 0.4

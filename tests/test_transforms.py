@@ -1,0 +1,89 @@
+import cv2
+import numpy as np
+import pytest
+
+from handpose import COCO17, Skeleton
+from handpose.data.transforms import (
+    AugmentConfig,
+    Augmenter,
+    apply_affine,
+    box_to_input_affine,
+    full_image_box,
+    invert_affine,
+    warp_to_input,
+)
+
+
+def _dot_image(w, h, points, radius=2):
+    img = np.zeros((h, w, 3), np.uint8)
+    for x, y in points:
+        cv2.circle(img, (int(round(x)), int(round(y))), radius, (255, 255, 255), -1)
+    return img
+
+
+def _centroid(img, around, r=8):
+    x0, y0 = int(around[0]), int(around[1])
+    g = img[..., 0].astype(float)
+    ys, xs = np.mgrid[0:g.shape[0], 0:g.shape[1]]
+    win = (abs(xs - x0) <= r) & (abs(ys - y0) <= r)
+    wts = g * win
+    return np.array([(wts * xs).sum(), (wts * ys).sum()]) / wts.sum()
+
+
+def test_full_image_affine_is_resize_convention():
+    M = box_to_input_affine(full_image_box(256, 256), (128, 128))
+    # pixel edges map to edges: u + 0.5 = (x + 0.5) / 2
+    np.testing.assert_allclose(apply_affine(M, np.array([[-0.5, -0.5], [255.5, 255.5], [127.5, 127.5]])),
+                               [[-0.5, -0.5], [127.5, 127.5], [63.5, 63.5]], atol=1e-5)
+
+
+def test_letterbox_and_back_within_half_pixel():
+    # a 300x150 image letterboxed into 128x128: scale 128/300, centred vertically
+    pts = np.array([[10.0, 20.0], [290.0, 140.0], [150.0, 75.0]])
+    img = _dot_image(300, 150, pts, radius=3)
+    M = box_to_input_affine(full_image_box(300, 150), (128, 128))
+    warped = warp_to_input(img, M, (128, 128))
+    mapped = apply_affine(M, pts)
+    for p in mapped:
+        assert np.abs(_centroid(warped, p) - p).max() < 0.5
+    back = apply_affine(invert_affine(M), mapped)
+    assert np.abs(back - pts).max() < 1e-3
+
+
+def test_large_shrink_keeps_points_aligned():
+    pts = np.array([[400.0, 300.0], [1500.0, 900.0]])
+    img = _dot_image(2000, 1200, pts, radius=20)
+    M = box_to_input_affine(full_image_box(2000, 1200), (128, 128))
+    warped = warp_to_input(img, M, (128, 128))
+    for p in apply_affine(M, pts):
+        assert np.abs(_centroid(warped, p, r=4) - p).max() < 0.5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_augmentation_moves_keypoints_with_image(seed):
+    np.random.seed(seed)
+    import random
+
+    random.seed(seed)
+    pts = np.array([[[40.0, 40.0], [90.0, 50.0], [64.0, 100.0]]])
+    img = _dot_image(128, 128, pts[0], radius=3)
+    three = Skeleton("three", ("a", "b", "c"), ((0, 1), (1, 2)))
+    aug = Augmenter(AugmentConfig(rotate=40, scale=0.2, translate=0.05, flip=0.5, colour=0.0), three)
+    out, kp, vis = aug(img, pts, np.full((1, 3), 2))
+    for p, v in zip(kp[0], vis[0], strict=True):
+        if v and 5 < p[0] < 123 and 5 < p[1] < 123:
+            assert np.abs(_centroid(out, p) - p).max() < 1.0
+
+
+def test_flip_swaps_left_and_right():
+    kp = np.zeros((1, 17, 2), np.float32)
+    kp[0, :, 0] = np.arange(17) * 5 + 10  # distinct x per keypoint
+    kp[0, :, 1] = 60
+    aug = Augmenter(AugmentConfig(rotate=0, scale=0, translate=0, flip=1.0, colour=0), COCO17)
+    vis = np.full((1, 17), 2, np.uint8)
+    vis[0, 5] = 1
+    _, out, v = aug(np.zeros((128, 128, 3), np.uint8), kp, vis)
+    # the new left shoulder (5) is the old right shoulder (6) mirrored: x' = 127 - x
+    assert out[0, 5, 0] == pytest.approx(127 - kp[0, 6, 0])
+    assert out[0, 6, 0] == pytest.approx(127 - kp[0, 5, 0])
+    assert v[0, 6] == 1 and v[0, 5] == 2
