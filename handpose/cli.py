@@ -44,7 +44,7 @@ def train(
 @app.command()
 def predict(
     inputs: list[str] = typer.Argument(..., help="image files, folders or glob patterns"),
-    model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file (default: the bundled one)"),
+    model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file (default: bundled)"),
     json_out: Path = typer.Option(None, "--json", help="write results: a list of {file_name, keypoints, score}"),
     overlay: Path = typer.Option(None, "--overlay", help="folder for images with skeletons drawn"),
     batch_size: int = typer.Option(32, help="images per forward pass"),

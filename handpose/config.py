@@ -34,7 +34,8 @@ class TrainConfig:
         limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
         lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
         early_stop_patience (epochs without a lower ``val_loss``; 0: off).
-    Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour.
+    Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour,
+        aug_grey (probability).
     Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
         crops once into memory), tune_malloc (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
         resume (a checkpoint path, or ``last`` for the run's last checkpoint).
@@ -76,6 +77,7 @@ class TrainConfig:
     aug_translate: float = 0.1
     aug_flip: float = 0.5
     aug_colour: float = 0.3
+    aug_grey: float = 0.0
 
     seed: int = 42
     accelerator: str = "cpu"

@@ -12,7 +12,13 @@ import torch
 from handpose.bundle import ModelBundle, load_model
 from handpose.data.dataset import normalise
 from handpose.data.image import IMAGE_SUFFIXES, read_image
-from handpose.data.transforms import apply_affine, box_to_input_affine, full_image_box, invert_affine, warp_to_input
+from handpose.data.transforms import (
+    apply_affine,
+    box_to_input_affine,
+    full_image_box,
+    invert_affine,
+    warp_to_input,
+)
 from handpose.errors import HandposeError
 from handpose.result import Result
 

@@ -165,7 +165,8 @@ _FINGERS = ("thumb", "index", "middle", "ring", "little")
 HAND21 = Skeleton(
     name="hand21",
     keypoints=("wrist",)
-    + tuple(f"{f}_{j}" for f in _FINGERS for j in (("cmc", "mcp", "ip", "tip") if f == "thumb" else ("mcp", "pip", "dip", "tip"))),
+    + tuple(f"{f}_{j}" for f in _FINGERS
+            for j in (("cmc", "mcp", "ip", "tip") if f == "thumb" else ("mcp", "pip", "dip", "tip"))),
     limbs=tuple((0 if j == 0 else 1 + 4 * f + j - 1, 1 + 4 * f + j) for f in range(5) for j in range(4)),
     sigmas=(
         0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018,

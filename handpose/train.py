@@ -110,7 +110,7 @@ def build_datasets(cfg: TrainConfig, network_stride: int) -> tuple[KeypointDatas
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")
     codec = HeatmapCodec(tuple(cfg.input_size), network_stride, cfg.sigma, cfg.decode)
-    aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour)
+    aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour, cfg.aug_grey)
     train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache)
     mean, std = channel_stats(KeypointDataset(train_records, skeleton, codec, cache=cfg.cache)
                               if not cfg.cache else train_ds)
@@ -156,6 +156,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     Raises:
         HandposeError: for configuration and data errors, before training starts.
     """
+    resume = resolve_resume(cfg)
     malloc_tuned = tune_malloc(cfg.tune_malloc)
     L.seed_everything(cfg.seed, workers=True)
     probe = create_model(cfg.model, 1, **cfg.model_kwargs)
@@ -188,7 +189,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         log_every_n_steps=1, deterministic=False,
     )
     t0 = time.time()
-    trainer.fit(module, train_dl, val_dl, ckpt_path=resolve_resume(cfg))
+    trainer.fit(module, train_dl, val_dl, ckpt_path=resume)
     minutes = (time.time() - t0) / 60.0
     best = ckpt.best_model_path or ckpt.last_model_path
     result = {"best_checkpoint": best, "epochs": int(trainer.current_epoch), "minutes": round(minutes, 2),

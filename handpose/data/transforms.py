@@ -79,6 +79,7 @@ class AugmentConfig:
         translate: maximum shift as a share of the input size.
         flip: probability of a horizontal flip (keypoints re-indexed by the Skeleton's ``flip_perm``).
         colour: strength of brightness / contrast / saturation jitter (hue gets a tenth of it).
+        grey: probability of turning the image grey (so grey-scale photos work too).
     """
 
     rotate: float = 30.0
@@ -86,6 +87,7 @@ class AugmentConfig:
     translate: float = 0.1
     flip: float = 0.5
     colour: float = 0.3
+    grey: float = 0.0
 
 
 class Augmenter:
@@ -109,6 +111,8 @@ class Augmenter:
         if cfg.colour:
             c = cfg.colour
             ops.append(A.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(0.5, c / 10), p=0.8))
+        if cfg.grey:
+            ops.append(A.ToGray(num_output_channels=3, p=cfg.grey))
         self.pipeline = A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
                                   save_applied_params=True)
 

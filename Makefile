@@ -1,0 +1,33 @@
+# The README's commands. Everything is installed into $(VENV); torch 2.13.0 (CPU build) first, so that no
+# dependency pulls a CUDA build of torch.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+PYTHON ?= python3
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/handpose predict examples/hands --json out/demo/keypoints.json --overlay out/demo
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -p no:logging
+
+bench: $(VENV)/.dev
+	$(PY) benchmarks/bench_speed.py
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf out build *.egg-info

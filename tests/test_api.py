@@ -1,0 +1,66 @@
+"""The public API surface and the bundled model on real photos."""
+
+import numpy as np
+import pytest
+
+import handpose
+from handpose.data.image import read_image
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples" / "hands"
+
+
+def test_public_names():
+    expected = {"COCO17", "DEFAULT_MODEL", "HAND21", "HandposeError", "ModelBundle", "Predictor", "Result",
+                "Skeleton", "draw_skeleton", "get_skeleton", "load_model", "predict"}
+    assert expected <= set(handpose.__all__)
+    for name in handpose.__all__:
+        assert getattr(handpose, name) is not None
+
+
+def test_bundled_model_card_and_loading():
+    b = handpose.load_model()
+    assert b.skeleton == handpose.HAND21
+    assert b.input_size == (128, 128)
+    assert all(0.0 < m < 1.0 for m in b.mean) and all(0.0 < s < 1.0 for s in b.std)
+
+
+def test_predict_array_equals_path_and_batch_equals_single():
+    path = EXAMPLES / "hgcnn_472.jpg"
+    from_path = handpose.predict(path)[0]
+    img = read_image(path)
+    from_array = handpose.predict(img)[0]
+    np.testing.assert_allclose(from_path.keypoints, from_array.keypoints, atol=1e-3)
+    batch = handpose.Predictor(batch_size=4).predict_arrays([read_image(p) for p in sorted(EXAMPLES.glob("*.jpg"))])
+    single = handpose.Predictor(batch_size=1).predict_arrays([read_image(p) for p in sorted(EXAMPLES.glob("*.jpg"))])
+    for a, b in zip(batch, single, strict=True):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_result_shapes_and_coco_form():
+    r = handpose.predict(EXAMPLES / "hgcnn_460.jpg")[0]
+    assert r.keypoints.shape == (1, 21, 2) and r.scores.shape == (1, 21) and r.image_size == (256, 256)
+    (entry,) = r.to_coco()
+    assert len(entry["keypoints"]) == 63 and entry["score"] == pytest.approx(float(r.scores.mean()), abs=1e-4)
+
+
+def test_non_square_images_are_mapped_back():
+    img = read_image(EXAMPLES / "hgcnn_460.jpg")
+    ref = handpose.predict(img)[0].keypoints
+    # pad the photo to 256x384 (black below): letterboxing must map keypoints back to the same pixels
+    tall = np.zeros((384, 256, 3), np.uint8)
+    tall[:256] = img
+    kp_tall = handpose.predict(tall)[0].keypoints
+    assert kp_tall[..., 1].max() < 300
+    assert np.median(np.linalg.norm(kp_tall - ref, axis=-1)) < 20
+
+
+def test_draw_skeleton_colours_fingers():
+    img = np.zeros((100, 100, 3), np.uint8)
+    kp = np.stack([np.full(21, 50.0), np.linspace(10, 90, 21)], axis=1)
+    kp[1:5, 0] = 20  # thumb keypoints to the left
+    out = handpose.draw_skeleton(img, kp, handpose.HAND21, thickness=1)
+    thumb = tuple(int(v) for v in out[int(kp[3, 1]), 20])
+    assert thumb == handpose.HAND21.colours["thumb"]
+    assert out.sum() > 0 and img.sum() == 0

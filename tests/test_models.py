@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+from handpose import HandposeError
+from handpose.models import MODELS, create_model
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_shape_range_and_backward(name):
+    torch.manual_seed(0)
+    model = create_model(name, 5)
+    x = torch.randn(2, 3, 64, 64)
+    y = model(x)
+    s = model.stride
+    assert y.shape == (2, 5, 64 // s, 64 // s)
+    assert torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+    y.mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_resunet_strides():
+    for s in (2, 4, 8):
+        assert create_model("resunet", 3, stride=s)(torch.zeros(1, 3, 64, 64)).shape[-1] == 64 // s
+
+
+def test_unknown_model_lists_close_names():
+    with pytest.raises(HandposeError, match="resunet"):
+        create_model("resunett", 21)

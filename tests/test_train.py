@@ -1,0 +1,105 @@
+"""Training: overfitting two real images, the Lightning run with checkpoints and resume, DDP."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handpose import HAND21, load_model
+from handpose.codecs.heatmap import HeatmapCodec
+from handpose.config import load_config
+from handpose.data import load_freihand
+from handpose.data.dataset import KeypointDataset, channel_stats
+from handpose.errors import HandposeError
+from handpose.losses import iou_loss
+from handpose.models import create_model
+from handpose.train import train
+
+
+def test_overfits_two_real_images(freihand_root):
+    torch.manual_seed(0)
+    records = load_freihand(freihand_root, "train", limit=2)
+    model = create_model("resunet", 21)
+    codec = HeatmapCodec((64, 64), stride=model.stride, sigma=1.0)
+    ds = KeypointDataset(records, HAND21, codec)
+    ds.mean, ds.std = channel_stats(ds)
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    first = None
+    for _ in range(120):
+        loss = iou_loss(model(batch["image"]), batch["heatmaps"], batch["weights"])
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        xy, _ = codec.decode(model(batch["image"]))
+    err = (xy - batch["keypoints"]).norm(dim=-1).mean().item()
+    assert loss.item() < 0.5 * first
+    # 64 px input: an untrained model is ~20 px off; the overfit model within 2 px (1/32 of the input)
+    assert err < 2.0, err
+
+
+def _cfg(root, tmp_path, *extra):
+    return load_config(None, [
+        "dataset=freihand", f"data_root={root}", "model=resunet", "input_size=64", "batch_size=4",
+        "max_epochs=2", "limit_train_batches=2", "num_workers=0", f"out_dir={tmp_path}", "name=t",
+        "early_stop_patience=0", *extra])
+
+
+def test_lightning_run_checkpoints_and_resume(small_freihand, tmp_path):
+    out = train(_cfg(small_freihand, tmp_path), progress=False)
+    run = tmp_path / "t"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "config.yaml").is_file()
+    assert Path(out["model"]).is_file() and out["epochs"] == 2
+    assert list((run / "logs").rglob("metrics.csv"))
+    bundle = load_model(out["model"])
+    assert bundle.skeleton == HAND21 and bundle.input_size == (64, 64)
+    assert len(bundle.mean) == 3 and all(0.05 < s < 0.6 for s in bundle.std)
+    from_ckpt = load_model(out["best_checkpoint"])  # model.pt holds the best checkpoint's weights
+    exported = bundle.network.state_dict()
+    assert all(torch.equal(v, exported[k]) for k, v in from_ckpt.network.state_dict().items())
+    # resume from the last checkpoint and continue to epoch 3
+    out2 = train(_cfg(small_freihand, tmp_path, "resume=last", "max_epochs=3"), progress=False)
+    assert out2["epochs"] == 3
+    ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert ck["global_step"] == 6  # 2 batches x 3 epochs: the run went on from step 4, not from 0
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(HandposeError, match="did you mean"):
+        load_config(None, ["learning_rate=0.1"])
+    p = tmp_path / "c.yaml"
+    p.write_text("batch_sise: 3\n")
+    with pytest.raises(HandposeError, match="c.yaml: unknown config key 'batch_sise'"):
+        load_config(p)
+    with pytest.raises(HandposeError, match="resume"):
+        train(_cfg(tmp_path, tmp_path, "resume=nowhere.ckpt"), progress=False)
+
+
+def test_corrupt_training_image_is_named_before_training(small_freihand, tmp_path):
+    (small_freihand / "training" / "rgb" / "00000004.jpg").write_bytes(b"\xff\xd8 broken")
+    with pytest.raises(HandposeError, match="00000004.jpg"):
+        train(_cfg(small_freihand, tmp_path), progress=False)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(small_freihand, tmp_path):
+    cmd = [sys.executable, "-m", "handpose.cli", "train", "--no-progress",
+           "--set", "dataset=freihand", "--set", f"data_root={small_freihand}", "--set", "input_size=64",
+           "--set", "batch_size=2", "--set", "max_epochs=1", "--set", "limit_train_batches=2",
+           "--set", "num_workers=0", "--set", f"out_dir={tmp_path}", "--set", "name=ddp",
+           "--set", "devices=2", "--set", "strategy=ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "distributed_backend=gloo" in p.stderr + p.stdout or "world_size: 2" in p.stderr + p.stdout or \
+        "2 processes" in p.stderr + p.stdout
+    assert (tmp_path / "ddp" / "model.pt").is_file()
+    assert np.isfinite(load_model(tmp_path / "ddp" / "model.pt").std).all()
