@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -90,35 +91,50 @@ def predict(
         raise typer.Exit(1)
 
 
+def _labelled_records(freihand: Path | None, split: str, coco: Path | None, images: Path | None, margin: float,
+                      skeleton=None):
+    """Records of a FreiHAND split or of a COCO json (one crop per annotation), and their Skeleton."""
+    from handpose.data.coco import load_coco
+    from handpose.data.freihand import load_freihand
+    from handpose.skeleton import HAND21
+
+    if freihand is not None:
+        skeleton = skeleton or HAND21
+        return load_freihand(freihand, split, skeleton=skeleton), skeleton
+    if coco is not None:
+        if images is None:
+            raise HandposeError("--coco needs --images (the image folder)")
+        return load_coco(coco, images, skeleton, margin=margin)
+    raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
+
+
+FREIHAND_OPT = typer.Option(None, "--freihand", help="a FreiHAND-layout folder")
+SPLIT_OPT = typer.Option("val", "--split", help="FreiHAND split: train, val, test or all")
+COCO_OPT = typer.Option(None, "--coco", help="a COCO keypoints json (one crop per annotation)")
+IMAGES_OPT = typer.Option(None, "--images", help="the COCO image folder")
+MARGIN_OPT = typer.Option(0.25, "--margin", help="COCO crops: bbox margin per side, share of the longer side")
+
+
 @app.command()
 def evaluate(
     model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file"),
-    freihand: Path = typer.Option(None, help="a FreiHAND-layout folder"),
-    split: str = typer.Option("val", help="FreiHAND split: train, val, test or all"),
-    coco: Path = typer.Option(None, help="a COCO keypoints json (one crop per annotation)"),
-    images: Path = typer.Option(None, help="the COCO image folder"),
-    margin: float = typer.Option(0.25, help="COCO crops: bbox margin per side, share of the longer side"),
+    freihand: Path = FREIHAND_OPT,
+    split: str = SPLIT_OPT,
+    coco: Path = COCO_OPT,
+    images: Path = IMAGES_OPT,
+    margin: float = MARGIN_OPT,
     json_out: Path = typer.Option(None, "--json", help="write the metrics as JSON"),
     report: Path = typer.Option(None, help="folder for metrics.json and plots"),
     batch_size: int = typer.Option(32),
 ) -> None:
     """Mean/median/percentile keypoint error (px and %), per finger, PCK, AUC, within-0.1/0.01 shares."""
     from handpose.bundle import load_model
-    from handpose.data.coco import load_coco
-    from handpose.data.freihand import load_freihand
     from handpose.evaluate import evaluate as run_eval
     from handpose.evaluate import format_table, write_report
 
     try:
         bundle = load_model(model)
-        if freihand is not None:
-            records = load_freihand(freihand, split, skeleton=bundle.skeleton)
-        elif coco is not None:
-            if images is None:
-                raise HandposeError("--coco needs --images (the image folder)")
-            records, _ = load_coco(coco, images, bundle.skeleton, margin=margin)
-        else:
-            raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
+        records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton)
         ev = run_eval(bundle, records, batch_size)
     except HandposeError as e:
         _fail(e)
@@ -135,6 +151,36 @@ def evaluate(
     if report is not None:
         write_report(ev, summary, report, plots=True, skeleton=bundle.skeleton)
         console.print(f"report in {report}")
+
+
+@app.command()
+def draw(
+    out: Path = typer.Argument(..., help="folder for the drawn images"),
+    freihand: Path = FREIHAND_OPT,
+    split: str = SPLIT_OPT,
+    coco: Path = COCO_OPT,
+    images: Path = IMAGES_OPT,
+    margin: float = MARGIN_OPT,
+    limit: int = typer.Option(20, help="draw at most this many records (0: all)"),
+) -> None:
+    """Draw a data set's labels (one colour per finger) to check them by eye; COCO records as their crops."""
+    from handpose.data.image import read_image
+    from handpose.data.transforms import apply_affine, box_to_input_affine, warp_to_input
+    from handpose.visualize import draw_skeleton, save_image
+
+    try:
+        records, skeleton = _labelled_records(freihand, split, coco, images, margin)
+        for r in records[: limit or None]:
+            img, kp = read_image(r.image_path), r.keypoints
+            if r.box is not None:  # show the crop the model sees, at 256 px
+                M = box_to_input_affine(r.box, (256, 256))
+                img, kp = warp_to_input(img, M, (256, 256)), apply_affine(M, kp)
+            kp = np.where(r.visible[..., None] > 0, kp, np.nan)
+            name = r.record_id.replace("/", "_").replace("#", "_") + ".png"
+            save_image(out / name, draw_skeleton(img, kp, skeleton))
+    except HandposeError as e:
+        _fail(e)
+    console.print(f"{min(len(records), limit or len(records))} images drawn in {out}")
 
 
 @app.command()

@@ -142,17 +142,18 @@ class Skeleton:
             one_based = bool(flat) and min(flat) >= 1 and max(flat) == k
         if one_based:
             pairs = [(a - 1, b - 1) for a, b in pairs]
-        if len(names) == 21 and not sigmas and not flip_perm:
-            # A 21-point category in FreiHAND order: keep the hand constants (sigmas, finger groups).
+        name = str(category.get("name", "custom"))
+        if len(names) == HAND21.num_keypoints and "hand" in name.lower() and not sigmas and not flip_perm:
+            # A hand category with HAND21's keypoint count (FreiHAND order): keep the hand's sigmas and fingers.
             return cls(
-                name=str(category.get("name", "custom")),
+                name=name,
                 keypoints=tuple(names),
                 limbs=tuple(pairs) or HAND21.limbs,
                 sigmas=HAND21.sigmas,
                 groups=HAND21.groups,
             )
         return cls(
-            name=str(category.get("name", "custom")),
+            name=name,
             keypoints=tuple(names),
             limbs=tuple(pairs),
             flip_perm=tuple(flip_perm),

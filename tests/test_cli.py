@@ -77,3 +77,17 @@ def test_expand_inputs_glob_and_problems(tmp_path):
     paths, problems = expand_inputs([str(EXAMPLES / "*_46*.jpg"), str(tmp_path), "nope.jpg"])
     assert [p.name for p in paths] == ["hgcnn_460.jpg", "hgcnn_466.jpg"]
     assert len(problems) == 2 and "no image files" in problems[0][1]
+
+
+def test_draw_labels_of_coco_crops(hands_coco, tmp_path):
+    ann, images = hands_coco
+    r = runner.invoke(app, ["draw", str(tmp_path), "--coco", str(ann), "--images", str(images), "--limit", "2"])
+    assert r.exit_code == 0, r.output
+    files = sorted(tmp_path.glob("*.png"))
+    assert len(files) == 2
+    from handpose.data.image import read_image
+
+    img = read_image(files[0])
+    assert img.shape == (256, 256, 3)
+    # the thumb's colour is drawn somewhere in the crop
+    assert (np.abs(img.astype(int) - (230, 25, 75)).sum(axis=2) < 10).sum() > 20
