@@ -57,7 +57,7 @@ def train_rate(root: Path, model_name: str, tune: bool, batch: int = 32, steps: 
     times = []
     for _ in range(steps + 2):
         t = time.perf_counter()
-        loss = iou_loss(model(b["image"]), b["heatmaps"], b["weights"])
+        loss = iou_loss(model(b["image"]), b["target"], b["weights"])
         opt.zero_grad()
         loss.backward()
         opt.step()

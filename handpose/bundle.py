@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from handpose.codecs.heatmap import HeatmapCodec
+from handpose.codecs import codec_to_dict, make_codec
 from handpose.errors import HandposeError
 from handpose.models.zoo import create_model
 from handpose.skeleton import Skeleton
@@ -28,9 +28,9 @@ class ModelBundle:
     """A network and its metadata.
 
     Attributes:
-        network: maps ``(B, 3, H, W)`` normalised input to ``(B, K, h, w)`` heatmaps.
+        network: maps ``(B, 3, H, W)`` normalised input to heatmaps ``(B, K, h, w)`` or coordinates ``(B, K, 2)``.
         skeleton: the keypoint set of the K channels.
-        codec: decodes heatmaps to input pixels.
+        codec: decodes the network output to input pixels (:mod:`handpose.codecs`).
         mean, std: RGB normalisation in ``[0, 1]`` units, computed on the training split.
         arch: the registry name of the network and ``arch_kwargs`` its builder arguments.
         card: free-form facts (data, command, metrics).
@@ -38,7 +38,7 @@ class ModelBundle:
 
     network: nn.Module
     skeleton: Skeleton
-    codec: HeatmapCodec
+    codec: object
     mean: list[float]
     std: list[float]
     arch: str
@@ -58,7 +58,7 @@ class ModelBundle:
             "arch_kwargs": dict(self.arch_kwargs),
             "skeleton": self.skeleton.to_dict(),
             "input_size": list(self.codec.input_size),
-            "codec": {"stride": self.codec.stride, "sigma": self.codec.sigma, "decode": self.codec.decode_method},
+            "codec": codec_to_dict(self.codec),
             "mean": list(self.mean),
             "std": list(self.std),
             "card": dict(self.card),
@@ -79,9 +79,8 @@ class ModelBundle:
         """
         try:
             skeleton = Skeleton.from_dict(d["skeleton"])
-            net = create_model(d["arch"], skeleton.num_keypoints, **d.get("arch_kwargs", {}))
-            codec = HeatmapCodec(tuple(d["input_size"]), stride=int(d["codec"]["stride"]),
-                                 sigma=float(d["codec"]["sigma"]), decode_method=d["codec"].get("decode", "subpixel"))
+            net = create_model(d["arch"], skeleton.num_keypoints, d["input_size"], **d.get("arch_kwargs", {}))
+            codec = make_codec(input_size=d["input_size"], **{"kind": "heatmap", **d["codec"]})
             mean, std = list(d["mean"]), list(d["std"])
         except KeyError as e:
             raise HandposeError(f"{source}: not a handpose model file (missing {e})") from e

@@ -28,7 +28,8 @@ class TrainConfig:
         model, model_kwargs: a name from ``handpose.models.MODELS`` and its builder's arguments.
         input_size: model input ``[width, height]`` in pixels (an int means square).
         sigma: heatmap Gaussian sigma in heatmap cells; decode: ``subpixel``, ``average`` or ``argmax``.
-        loss: ``iou`` (the tutorial's) or ``mse``.
+        loss: heatmap models ``iou`` (the hand tutorial's) or ``mse``; regression models ``l1`` (the small-data
+            tutorial's) or ``mse``.
     Optimisation:
         optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
         limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
@@ -99,8 +100,8 @@ class TrainConfig:
             raise HandposeError(f"input_size must be [width, height] > 0, got {self.input_size}")
         if self.dataset not in ("freihand", "coco"):
             raise HandposeError(f"dataset must be 'freihand' or 'coco', got {self.dataset!r}")
-        if self.loss not in ("iou", "mse"):
-            raise HandposeError(f"loss must be 'iou' or 'mse', got {self.loss!r}")
+        if self.loss not in ("iou", "mse", "l1"):
+            raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps) or 'l1', 'mse' (regression), got {self.loss!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise HandposeError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 

@@ -1,4 +1,5 @@
-"""Heatmap losses. Shapes: prediction and target ``(B, K, H, W)``; optional keypoint weights ``(B, K)``."""
+"""Losses. Shapes: prediction and target ``(B, K, ...)`` (heatmaps ``(B, K, H, W)`` or coordinates ``(B, K, 2)``);
+optional keypoint weights ``(B, K)``, 0 for unlabelled keypoints. Each returns a scalar tensor."""
 
 from __future__ import annotations
 
@@ -24,8 +25,17 @@ def iou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | N
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error per heatmap pixel, averaged over labelled keypoints (Simple Baselines)."""
-    return _weighted_mean(((pred - target) ** 2).mean(dim=(2, 3)), weights)
+    """Mean squared error per element (heatmap pixel or coordinate), averaged over labelled keypoints
+    (heatmaps: Simple Baselines)."""
+    return _weighted_mean(((pred - target) ** 2).flatten(2).mean(-1), weights)
 
 
-LOSSES = {"iou": iou_loss, "mse": mse_loss}
+def l1_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error per element, averaged over labelled keypoints (the small-data tutorial's loss on
+    ``[-1, 1]`` coordinates)."""
+    return _weighted_mean((pred - target).abs().flatten(2).mean(-1), weights)
+
+
+LOSSES = {"iou": iou_loss, "mse": mse_loss, "l1": l1_loss}
+#: The losses that make sense for each output kind.
+LOSSES_FOR = {"heatmap": ("iou", "mse"), "regression": ("l1", "mse")}

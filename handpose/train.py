@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from handpose.bundle import FORMAT, ModelBundle
-from handpose.codecs.heatmap import HeatmapCodec
+from handpose.codecs import codec_to_dict, make_codec
 from handpose.config import TrainConfig
 from handpose.data.coco import load_coco
 from handpose.data.dataset import KeypointDataset, channel_stats
@@ -20,14 +20,14 @@ from handpose.data.freihand import load_freihand
 from handpose.data.records import Record
 from handpose.data.transforms import AugmentConfig
 from handpose.errors import HandposeError
-from handpose.losses import LOSSES
-from handpose.models.zoo import create_model
+from handpose.losses import LOSSES, LOSSES_FOR
+from handpose.models.zoo import create_model, output_kind
 from handpose.runtime import tune_malloc
 from handpose.skeleton import Skeleton, get_skeleton
 
 
-class HeatmapModule(L.LightningModule):
-    """Heatmap regression: network, loss, optimiser and plateau schedule, with validation EPE.
+class KeypointModule(L.LightningModule):
+    """Network, codec, loss, optimiser and plateau schedule, with validation EPE (heatmap or regression models).
 
     Args:
         bundle: model metadata as in :meth:`handpose.bundle.ModelBundle.to_dict` without ``state_dict``
@@ -40,9 +40,9 @@ class HeatmapModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg = TrainConfig(**config)
         skeleton = Skeleton.from_dict(bundle["skeleton"])
-        self.network = create_model(bundle["arch"], skeleton.num_keypoints, **bundle["arch_kwargs"])
-        c = bundle["codec"]
-        self.codec = HeatmapCodec(tuple(bundle["input_size"]), c["stride"], c["sigma"], c["decode"])
+        self.network = create_model(bundle["arch"], skeleton.num_keypoints, bundle["input_size"],
+                                    **bundle["arch_kwargs"])
+        self.codec = make_codec(input_size=bundle["input_size"], **bundle["codec"])
         self.loss_fn = LOSSES[self.cfg.loss]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ class HeatmapModule(L.LightningModule):
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         pred = self.network(batch["image"])
-        loss = self.loss_fn(pred, batch["heatmaps"], batch["weights"])
+        loss = self.loss_fn(pred, batch["target"], batch["weights"])
         bs = batch["image"].shape[0]
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         if stage == "val":
@@ -98,7 +98,8 @@ def load_records(cfg: TrainConfig, split: str) -> tuple[list[Record], Skeleton]:
     return records[:limit] if limit else records, skeleton
 
 
-def build_datasets(cfg: TrainConfig, network_stride: int) -> tuple[KeypointDataset, KeypointDataset, dict]:
+def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
+                   ) -> tuple[KeypointDataset, KeypointDataset, dict]:
     """Train and val datasets plus the bundle metadata (mean/std computed on the train split).
 
     Raises:
@@ -109,7 +110,7 @@ def build_datasets(cfg: TrainConfig, network_stride: int) -> tuple[KeypointDatas
     if val_skeleton.num_keypoints != skeleton.num_keypoints:
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")
-    codec = HeatmapCodec(tuple(cfg.input_size), network_stride, cfg.sigma, cfg.decode)
+    codec = make_codec(codec_kind, cfg.input_size, network_stride, cfg.sigma, cfg.decode)
     aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour, cfg.aug_grey)
     train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache)
     mean, std = channel_stats(KeypointDataset(train_records, skeleton, codec, cache=cfg.cache)
@@ -122,7 +123,7 @@ def build_datasets(cfg: TrainConfig, network_stride: int) -> tuple[KeypointDatas
         "arch_kwargs": dict(cfg.model_kwargs),
         "skeleton": skeleton.to_dict(),
         "input_size": list(cfg.input_size),
-        "codec": {"stride": network_stride, "sigma": cfg.sigma, "decode": cfg.decode},
+        "codec": codec_to_dict(codec),
         "mean": mean,
         "std": std,
         "card": {"train_records": len(train_records), "val_records": len(val_records)},
@@ -159,17 +160,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     resume = resolve_resume(cfg)
     malloc_tuned = tune_malloc(cfg.tune_malloc)
     L.seed_everything(cfg.seed, workers=True)
-    probe = create_model(cfg.model, 1, **cfg.model_kwargs)
-    stride = int(getattr(probe, "stride", 1))
-    for v in cfg.input_size:
-        if v % 32 and cfg.model != "shallow_unet":
-            raise HandposeError(f"input_size {cfg.input_size}: {cfg.model} needs multiples of 32")
-    train_ds, val_ds, meta = build_datasets(cfg, stride)
+    try:
+        probe = create_model(cfg.model, 1, cfg.input_size, **cfg.model_kwargs)
+    except (TypeError, ValueError) as e:
+        raise HandposeError(f"config: model {cfg.model!r} with model_kwargs {cfg.model_kwargs}: {e}") from e
+    kind = output_kind(probe)
+    if cfg.loss not in LOSSES_FOR[kind]:
+        raise HandposeError(f"config: loss {cfg.loss!r} does not fit a {kind} model; use one of {LOSSES_FOR[kind]}")
+    train_ds, val_ds, meta = build_datasets(cfg, kind, int(getattr(probe, "stride", 1)))
     meta["card"]["config"] = cfg.to_dict()
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
-    module = HeatmapModule(meta, cfg.to_dict())
+    module = KeypointModule(meta, cfg.to_dict())
     loader_kw = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
                           **loader_kw)

@@ -51,3 +51,18 @@ def test_decode_rejects_bad_input():
         codec.decode(torch.zeros(1, 16, 16))
     with pytest.raises(ValueError, match="method"):
         codec.decode(torch.zeros(1, 1, 16, 16), "median")
+
+
+def test_regression_round_trip_and_range():
+    from handpose.codecs import RegressionCodec
+
+    codec = RegressionCodec((384, 288))
+    kp = np.array([[-0.5, -0.5], [383.5, 287.5], [191.5, 143.5], [10.0, 200.0]], np.float32)
+    target, w = codec.encode(kp, np.array([2, 2, 2, 0]))
+    np.testing.assert_allclose(target[:3], [[-1, -1], [1, 1], [0, 0]], atol=1e-6)
+    assert w.tolist() == [1, 1, 1, 0] and target[3].tolist() == [0, 0]
+    xy, scores = codec.decode(torch.from_numpy(target[None, :3]))
+    np.testing.assert_allclose(xy[0].numpy(), kp[:3], atol=1e-4)
+    assert scores.shape == (1, 3) and torch.all(scores == 1)
+    with pytest.raises(ValueError):
+        codec.decode(torch.zeros(1, 6))

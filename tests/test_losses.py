@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from handpose.losses import iou_loss, mse_loss
+from handpose.losses import iou_loss, l1_loss, mse_loss
 
 
 def test_iou_zero_for_perfect_prediction():
@@ -29,3 +29,11 @@ def test_weights_ignore_unlabelled_channels():
     w = torch.tensor([[1.0, 0.0]])
     assert iou_loss(p, y, w).item() == pytest.approx(0.0, abs=1e-6)
     assert iou_loss(p, y).item() > 0.4
+
+
+def test_l1_on_coordinates_hand_computed():
+    target = torch.zeros(1, 2, 2)
+    pred = torch.tensor([[[0.5, -0.5], [1.0, 1.0]]])
+    assert l1_loss(pred, target).item() == pytest.approx((0.5 + 1.0) / 2)
+    assert l1_loss(pred, target, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.5)
+    assert mse_loss(pred, target).item() == pytest.approx((0.25 + 1.0) / 2)

@@ -32,7 +32,7 @@ def test_overfits_two_real_images(freihand_root):
     model.train()
     first = None
     for _ in range(120):
-        loss = iou_loss(model(batch["image"]), batch["heatmaps"], batch["weights"])
+        loss = iou_loss(model(batch["image"]), batch["target"], batch["weights"])
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
@@ -103,3 +103,18 @@ def test_ddp_two_cpu_processes(small_freihand, tmp_path):
         "2 processes" in p.stderr + p.stdout
     assert (tmp_path / "ddp" / "model.pt").is_file()
     assert np.isfinite(load_model(tmp_path / "ddp" / "model.pt").std).all()
+
+
+def test_regression_model_trains_and_predicts(small_freihand, tmp_path):
+    out = train(_cfg(small_freihand, tmp_path, "model=resnet18_regression", "loss=l1", "input_size=[96, 64]",
+                     "max_epochs=1"), progress=False)
+    bundle = load_model(out["model"])
+    assert bundle.codec.kind == "regression" and bundle.input_size == (96, 64)
+    from handpose import Predictor
+    from handpose.data.image import read_image
+
+    res = Predictor(bundle).predict_arrays([read_image(small_freihand / "training" / "rgb" / "00000000.jpg")])[0]
+    assert res.keypoints.shape == (1, 21, 2) and np.isfinite(res.keypoints).all()
+    assert (res.scores == 1).all()  # regression has no confidence
+    with pytest.raises(HandposeError, match="loss 'iou' does not fit a regression model"):
+        train(_cfg(small_freihand, tmp_path, "model=resnet18_regression", "loss=iou"), progress=False)

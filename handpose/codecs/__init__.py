@@ -1,5 +1,33 @@
-"""Codecs turn keypoints into training targets and network output back into keypoints (no nn.Module here)."""
+"""Codecs turn keypoints into training targets and network output back into keypoints (no nn.Module here).
+
+Every codec has ``input_size``, ``kind``, ``encode(keypoints (K, 2), visible (K,)) -> (target, weights (K,))`` and
+``decode(output (B, ...)) -> (keypoints (B, K, 2) input pixels, scores (B, K))``.
+"""
+
+from __future__ import annotations
 
 from handpose.codecs.heatmap import HeatmapCodec
+from handpose.codecs.regression import RegressionCodec
 
-__all__ = ["HeatmapCodec"]
+
+def make_codec(kind: str, input_size, stride: int = 1, sigma: float = 2.5, decode: str = "subpixel"):
+    """The codec for a network's output kind (``heatmap`` or ``regression``).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    if kind == "heatmap":
+        return HeatmapCodec(tuple(input_size), int(stride), float(sigma), decode)
+    if kind == "regression":
+        return RegressionCodec(tuple(input_size))
+    raise ValueError(f"unknown codec kind {kind!r}; expected 'heatmap' or 'regression'")
+
+
+def codec_to_dict(codec) -> dict:
+    """Plain-dict form of a codec, for model files (inverse: ``make_codec(**d, input_size=...)``)."""
+    if codec.kind == "heatmap":
+        return {"kind": "heatmap", "stride": codec.stride, "sigma": codec.sigma, "decode": codec.decode_method}
+    return {"kind": codec.kind}
+
+
+__all__ = ["HeatmapCodec", "RegressionCodec", "codec_to_dict", "make_codec"]

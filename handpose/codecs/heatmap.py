@@ -31,6 +31,7 @@ class HeatmapCodec:
     stride: int = 1
     sigma: float = 2.5
     decode_method: str = "subpixel"
+    kind = "heatmap"
 
     @property
     def heatmap_size(self) -> tuple[int, int]:

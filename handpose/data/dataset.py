@@ -55,12 +55,12 @@ def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 
 
 class KeypointDataset(Dataset):
-    """Records -> ``{"image", "heatmaps", "weights", "keypoints", "visible", "index"}`` for one instance each.
+    """Records -> ``{"image", "target", "weights", "keypoints", "visible", "index"}`` for one instance each.
 
     Args:
         records: single-instance records (``N == 1``).
         skeleton: the keypoint set (checked against the records' K, supplies the flip permutation).
-        codec: target encoder with ``input_size`` and ``encode(keypoints, visible)``.
+        codec: target encoder with ``input_size`` and ``encode(keypoints, visible)`` (see :mod:`handpose.codecs`).
         mean, std: per-channel normalisation in ``[0, 1]`` units (see :func:`channel_stats`).
         augment: augmentation strengths, or ``None`` for validation.
         cache: decode and crop every image once into memory (checks every file before training starts).
@@ -109,10 +109,10 @@ class KeypointDataset(Dataset):
         img, kp, vis = self.raw(index)
         if self.augmenter is not None:
             img, kp, vis = self.augmenter(img, kp, vis)
-        heatmaps, weights = self.codec.encode(kp[0], vis[0])
+        target, weights = self.codec.encode(kp[0], vis[0])
         return {
             "image": normalise(img, self.mean, self.std),
-            "heatmaps": torch.from_numpy(heatmaps),
+            "target": torch.from_numpy(target),
             "weights": torch.from_numpy(weights),
             "keypoints": torch.from_numpy(np.ascontiguousarray(kp[0], dtype=np.float32)),
             "visible": torch.from_numpy(np.ascontiguousarray(vis[0]).astype(np.int64)),

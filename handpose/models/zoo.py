@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from torch import nn
 
 from handpose.errors import HandposeError
+from handpose.models.backbones import BACKBONES
+from handpose.models.heads import TopDownModel
 from handpose.models.unet import ResUNet, ShallowUNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "shallow_unet": ShallowUNet,
     "resunet": ResUNet,
+    **{f"{b}_{h}": partial(TopDownModel, backbone=b, head=h) for b in BACKBONES for h in ("heatmap", "regression")},
 }
 
 
-def create_model(name: str, num_keypoints: int, **kwargs) -> nn.Module:
+def output_kind(model: nn.Module) -> str:
+    """``"heatmap"`` or ``"regression"``: what the network outputs (models without the attribute: heatmaps)."""
+    return getattr(model, "output_kind", "heatmap")
+
+
+def create_model(name: str, num_keypoints: int, input_size: Sequence[int] | None = None, **kwargs) -> nn.Module:
     """Build a registered model.
 
     Args:
         name: a key of :data:`MODELS`.
         num_keypoints: K, the number of output channels.
+        input_size: ``(width, height)``, passed on only to builders that take it (regression heads need it).
         **kwargs: passed to the builder.
 
     Raises:
@@ -30,4 +41,7 @@ def create_model(name: str, num_keypoints: int, **kwargs) -> nn.Module:
     if name not in MODELS:
         close = difflib.get_close_matches(name, MODELS, n=3, cutoff=0.4)
         raise HandposeError(f"unknown model {name!r}; did you mean {close}? known: {sorted(MODELS)}")
-    return MODELS[name](num_keypoints, **kwargs)
+    builder = MODELS[name]
+    if input_size is not None and "input_size" in inspect.signature(builder).parameters:
+        kwargs["input_size"] = tuple(input_size)
+    return builder(num_keypoints, **kwargs)
