@@ -5,6 +5,10 @@ Built-in sets:
 - ``HAND21``: wrist plus four joints per finger in FreiHAND / OpenPose order (0 wrist; 1-4 thumb, 5-8 index,
   9-12 middle, 13-16 ring, 17-20 little, each from the palm to the tip). OKS sigmas are those of the
   COCO-WholeBody hand (Jin et al., ECCV 2020; as listed in MMPose ``coco_wholebody_hand.py``).
+- ``HAND12``: the small-data tutorial's set (seed 001): root (MCP) and tip of the index, middle, ring and little
+  fingers, then 4 points equally spaced on the palm's centre line from the wrist (``palm_0``) to the middle finger's
+  root (``palm_3``, which coincides with ``middle_root``). Derive it from 21-point labels with
+  :func:`handpose.data.convert.hand21_to_hand12`.
 - ``COCO17``: the COCO person keypoints with the COCO sigmas (``cocoeval.py``).
 """
 
@@ -176,6 +180,22 @@ HAND21 = Skeleton(
     groups=("wrist",) + tuple(f for f in _FINGERS for _ in range(4)),
 )
 
+#: HAND21 indices of HAND12's 8 finger points (index, middle, ring, little: MCP then tip).
+HAND12_FINGER_SOURCES = (5, 8, 9, 12, 13, 16, 17, 20)
+#: Positions of HAND12's palm points on the wrist -> middle-MCP segment.
+HAND12_PALM_STEPS = (0.0, 1 / 3, 2 / 3, 1.0)
+
+HAND12 = Skeleton(
+    name="hand12",
+    keypoints=("index_root", "index_tip", "middle_root", "middle_tip", "ring_root", "ring_tip", "little_root",
+               "little_tip", "palm_0", "palm_1", "palm_2", "palm_3"),
+    limbs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (9, 10), (10, 11), (11, 0), (11, 4), (4, 6)),
+    # sigmas of the matching HAND21 keypoints; the palm line takes the wrist's and the middle MCP's
+    sigmas=tuple(HAND21.sigmas[i] for i in HAND12_FINGER_SOURCES + (0, 0, 9, 9)),
+    groups=("index", "index", "middle", "middle", "ring", "ring", "little", "little", "wrist", "wrist", "wrist",
+            "wrist"),
+)
+
 COCO17 = Skeleton(
     name="coco17",
     keypoints=(
@@ -192,11 +212,11 @@ COCO17 = Skeleton(
             0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
 )
 
-BUILTIN: dict[str, Skeleton] = {s.name: s for s in (HAND21, COCO17)}
+BUILTIN: dict[str, Skeleton] = {s.name: s for s in (HAND21, HAND12, COCO17)}
 
 
 def get_skeleton(name_or_skeleton: str | Skeleton) -> Skeleton:
-    """Return a built-in Skeleton by name (``"hand21"``, ``"coco17"``), or pass a Skeleton through.
+    """Return a built-in Skeleton by name (``"hand21"``, ``"hand12"``, ``"coco17"``), or pass a Skeleton through.
 
     Raises:
         HandposeError: for an unknown name; the message lists the known ones.

@@ -11,7 +11,7 @@ EXAMPLES = REPO / "examples" / "hands"
 
 
 def test_public_names():
-    expected = {"COCO17", "DEFAULT_MODEL", "HAND21", "HandposeError", "ModelBundle", "Predictor", "Result",
+    expected = {"COCO17", "DEFAULT_MODEL", "HAND12", "HAND21", "HandposeError", "ModelBundle", "Predictor", "Result",
                 "Skeleton", "draw_skeleton", "get_skeleton", "load_model", "predict"}
     assert expected <= set(handpose.__all__)
     for name in handpose.__all__:
