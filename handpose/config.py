@@ -34,7 +34,15 @@ class TrainConfig:
         optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
         limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
         lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
-        early_stop_patience (epochs without a lower ``val_loss``; 0: off).
+        early_stop_patience (epochs without a lower ``val_loss``; 0: off). schedule: ``plateau`` (the above) or
+        ``onecycle``: the one-cycle policy (Smith, 2018; torch ``OneCycleLR``: learning rate up to ``lr`` and down,
+        Adam's beta1 / SGD momentum 0.95 -> 0.85 -> 0.95), repeated every ``cycle_epochs`` epochs as the small-data
+        tutorial does.
+        freeze_backbone: train only the head of a backbone model. init_weights: start from the network weights of
+        a model file or checkpoint.
+    Stages: a list of mappings of overrides (e.g. ``{max_epochs: 50, freeze_backbone: true}``), run one after the
+        other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh optimiser); the
+        last stage's ``model.pt`` is copied to ``<name>/model.pt``.
     Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour,
         aug_grey (probability).
     Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
@@ -72,6 +80,10 @@ class TrainConfig:
     lr_patience: int = 10
     lr_monitor: str = "train_loss"
     early_stop_patience: int = 40
+    schedule: str = "plateau"
+    cycle_epochs: int = 100
+    freeze_backbone: bool = False
+    init_weights: str = ""
 
     aug_rotate: float = 30.0
     aug_scale: float = 0.2
@@ -91,6 +103,7 @@ class TrainConfig:
     out_dir: str = "runs"
     name: str = "run"
     resume: str = ""
+    stages: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.input_size, int):
@@ -102,6 +115,14 @@ class TrainConfig:
             raise HandposeError(f"dataset must be 'freihand' or 'coco', got {self.dataset!r}")
         if self.loss not in ("iou", "mse", "l1"):
             raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps) or 'l1', 'mse' (regression), got {self.loss!r}")
+        if self.schedule not in ("plateau", "onecycle"):
+            raise HandposeError(f"schedule must be 'plateau' or 'onecycle', got {self.schedule!r}")
+        for i, stage in enumerate(self.stages):
+            if not isinstance(stage, dict):
+                raise HandposeError(f"stages[{i}]: expected a mapping of config overrides, got {stage!r}")
+            _check_keys(stage, f"stages[{i}]")
+            if "stages" in stage:
+                raise HandposeError(f"stages[{i}]: stages cannot be nested")
         if self.optimizer not in ("adam", "sgd"):
             raise HandposeError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 

@@ -1,7 +1,9 @@
-"""Training on Lightning: the LightningModule for heatmap models and the Trainer set-up."""
+"""Training on Lightning: the LightningModule, schedules, staged runs and the Trainer set-up."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from handpose.bundle import FORMAT, ModelBundle
+from handpose.bundle import FORMAT, ModelBundle, load_model
 from handpose.codecs import codec_to_dict, make_codec
 from handpose.config import TrainConfig
 from handpose.data.coco import load_coco
@@ -24,6 +26,19 @@ from handpose.losses import LOSSES, LOSSES_FOR
 from handpose.models.zoo import create_model, output_kind
 from handpose.runtime import tune_malloc
 from handpose.skeleton import Skeleton, get_skeleton
+
+
+class CyclicOneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
+    """torch's ``OneCycleLR`` repeated: after ``total_steps`` steps the cycle starts again (the small-data
+    tutorial calls ``fit_one_cycle`` 40 times in a row)."""
+
+    def get_lr(self):
+        step = self.last_epoch
+        self.last_epoch = step % self.total_steps
+        try:
+            return super().get_lr()
+        finally:
+            self.last_epoch = step
 
 
 class KeypointModule(L.LightningModule):
@@ -44,6 +59,18 @@ class KeypointModule(L.LightningModule):
                                     **bundle["arch_kwargs"])
         self.codec = make_codec(input_size=bundle["input_size"], **bundle["codec"])
         self.loss_fn = LOSSES[self.cfg.loss]
+        if self.cfg.init_weights:
+            init = load_model(self.cfg.init_weights).network.state_dict()
+            missing, unexpected = self.network.load_state_dict(init, strict=False)
+            if missing or unexpected:
+                raise HandposeError(f"init_weights {self.cfg.init_weights}: weights do not fit {bundle['arch']!r} "
+                                    f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        if self.cfg.freeze_backbone:
+            backbone = getattr(self.network, "backbone", None)
+            if backbone is None:
+                raise HandposeError(f"freeze_backbone: model {bundle['arch']!r} has no backbone")
+            for p in backbone.parameters():
+                p.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -69,10 +96,15 @@ class KeypointModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.cfg
+        params = [p for p in self.parameters() if p.requires_grad]
         if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
-            opt = torch.optim.SGD(self.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if cfg.schedule == "onecycle":
+            steps_per_epoch = max(1, int(self.trainer.estimated_stepping_batches) // max(1, self.trainer.max_epochs))
+            sched = CyclicOneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.cycle_epochs * steps_per_epoch)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor,
                                                            patience=cfg.lr_patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": cfg.lr_monitor, "interval": "epoch"}}
@@ -146,7 +178,41 @@ def resolve_resume(cfg: TrainConfig) -> str | None:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Run a training: data checks, Lightning fit with checkpoints, then export ``model.pt`` from the best one.
+    """Run a training, or its ``stages`` one after the other (see :class:`TrainConfig`).
+
+    With ``resume=last``, stages that finished (their ``model.pt`` exists) are skipped and the one in progress
+    goes on from its last checkpoint.
+
+    Returns:
+        As :func:`train_single`, for the last stage, plus ``"stages"``: the result of each stage.
+
+    Raises:
+        HandposeError: for configuration and data errors, before training starts.
+    """
+    if not cfg.stages:
+        return train_single(cfg, progress)
+    results = []
+    init = cfg.init_weights
+    for i, overrides in enumerate(cfg.stages, start=1):
+        stage_cfg = dataclasses.replace(cfg, **{**overrides, "stages": [], "name": f"{cfg.name}/stage{i}",
+                                                "init_weights": init, "resume": ""})
+        done = stage_cfg.run_dir / "model.pt"
+        if cfg.resume == "last" and done.is_file():
+            results.append({"model": str(done), "skipped": True})
+        else:
+            if cfg.resume == "last" and (stage_cfg.run_dir / "checkpoints" / "last.ckpt").is_file():
+                stage_cfg.resume = "last"
+            results.append(train_single(stage_cfg, progress))
+        init = results[-1]["model"]
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(cfg.run_dir / "config.yaml")
+    shutil.copy(init, cfg.run_dir / "model.pt")
+    return {**results[-1], "model": str(cfg.run_dir / "model.pt"), "stages": results,
+            "minutes": round(sum(r.get("minutes", 0.0) for r in results), 2)}
+
+
+def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Run one training: data checks, Lightning fit with checkpoints, then export ``model.pt`` from the best one.
 
     Writes into ``cfg.run_dir``: ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``, CSV logs under
     ``logs/``, and ``model.pt`` (a :class:`~handpose.bundle.ModelBundle`).
@@ -179,7 +245,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     val_dl = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",
                            save_last=True)
-    callbacks = [ckpt, LearningRateMonitor("epoch")]
+    callbacks = [ckpt, LearningRateMonitor()]
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop_patience, mode="min"))
     if progress:

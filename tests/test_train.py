@@ -118,3 +118,45 @@ def test_regression_model_trains_and_predicts(small_freihand, tmp_path):
     assert (res.scores == 1).all()  # regression has no confidence
     with pytest.raises(HandposeError, match="loss 'iou' does not fit a regression model"):
         train(_cfg(small_freihand, tmp_path, "model=resnet18_regression", "loss=iou"), progress=False)
+
+
+def test_cyclic_one_cycle_repeats():
+    from handpose.train import CyclicOneCycleLR
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    sched = CyclicOneCycleLR(opt, max_lr=1e-2, total_steps=10)
+    lrs, betas = [], []
+    for _ in range(25):
+        lrs.append(opt.param_groups[0]["lr"])
+        betas.append(opt.param_groups[0]["betas"][0])
+        opt.step()
+        sched.step()
+    assert max(lrs) == pytest.approx(1e-2, rel=1e-3) and lrs[0] < 1e-3
+    assert lrs[:10] == pytest.approx(lrs[10:20]) and lrs[3] == pytest.approx(lrs[23])
+    assert betas[0] == pytest.approx(0.95) and min(betas) == pytest.approx(0.85, rel=1e-3)  # momentum cycles too
+
+
+def test_stages_freeze_then_unfreeze(small_freihand, tmp_path):
+    base = ["model=resnet18_regression", "loss=l1", "input_size=[64, 64]"]
+    m0 = train(_cfg(small_freihand, tmp_path, *base, "name=m0", "max_epochs=1"), progress=False)["model"]
+    stages = "stages=[{max_epochs: 1, freeze_backbone: true}, {max_epochs: 2, schedule: onecycle, cycle_epochs: 2}]"
+    out = train(_cfg(small_freihand, tmp_path, *base, "name=staged", f"init_weights={m0}", stages), progress=False)
+    s1 = load_model(tmp_path / "staged" / "stage1" / "model.pt").network.state_dict()
+    s2 = load_model(tmp_path / "staged" / "stage2" / "model.pt").network.state_dict()
+    w0 = load_model(m0).network.state_dict()
+    conv = "backbone.layer2.0.conv1.weight"
+    assert torch.equal(s1[conv], w0[conv])                          # frozen in stage 1
+    assert not torch.equal(s1["head.fc.1.weight"], w0["head.fc.1.weight"])  # the head trained
+    assert not torch.equal(s2[conv], s1[conv])                      # unfrozen in stage 2
+    final = load_model(out["model"]).network.state_dict()
+    assert all(torch.equal(final[k], s2[k]) for k in s2) and len(out["stages"]) == 2
+    import csv
+
+    rows = list(csv.DictReader(open(next((tmp_path / "staged" / "stage2" / "logs").rglob("metrics.csv")))))
+    lrs = [float(r["lr-Adam"]) for r in rows if r.get("lr-Adam")]
+    assert len(lrs) == 4 and max(lrs) > 2 * lrs[0]  # one-cycle warm-up within the 4 steps
+    # resuming a finished staged run skips its stages
+    again = train(_cfg(small_freihand, tmp_path, *base, "name=staged", f"init_weights={m0}", stages, "resume=last"),
+                  progress=False)
+    assert [s.get("skipped") for s in again["stages"]] == [True, True]
