@@ -34,6 +34,7 @@ class ModelBundle:
         mean, std: RGB normalisation in ``[0, 1]`` units, computed on the training split.
         arch: the registry name of the network and ``arch_kwargs`` its builder arguments.
         card: free-form facts (data, command, metrics).
+        pad_mode: letterbox fill used in training and prediction (``constant`` or ``border``).
     """
 
     network: nn.Module
@@ -44,6 +45,7 @@ class ModelBundle:
     arch: str
     arch_kwargs: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    pad_mode: str = "constant"
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -62,6 +64,7 @@ class ModelBundle:
             "mean": list(self.mean),
             "std": list(self.std),
             "card": dict(self.card),
+            "pad_mode": self.pad_mode,
             "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
         }
 
@@ -89,7 +92,8 @@ class ModelBundle:
             raise HandposeError(f"{source}: weights do not fit {d['arch']!r}: missing {missing[:5]}, "
                                 f"unexpected {unexpected[:5]}")
         net.eval()
-        return cls(net, skeleton, codec, mean, std, d["arch"], dict(d.get("arch_kwargs", {})), dict(d.get("card", {})))
+        return cls(net, skeleton, codec, mean, std, d["arch"], dict(d.get("arch_kwargs", {})), dict(d.get("card", {})),
+                   d.get("pad_mode", "constant"))
 
 
 def bundled_models() -> list[str]:

@@ -26,7 +26,8 @@ class TrainConfig:
         limit_records: read at most this many records per split (0: all), for quick runs.
     Model and targets:
         model, model_kwargs: a name from ``handpose.models.MODELS`` and its builder's arguments.
-        input_size: model input ``[width, height]`` in pixels (an int means square).
+        input_size: model input ``[width, height]`` in pixels (an int means square); images and crops are
+            letterboxed into it, the border filled as ``pad_mode`` says (``constant`` black or ``border``).
         sigma: heatmap Gaussian sigma in heatmap cells; decode: ``subpixel``, ``average`` or ``argmax``.
         loss: heatmap models ``iou`` (the hand tutorial's) or ``mse``; regression models ``l1`` (the small-data
             tutorial's) or ``mse``.
@@ -44,7 +45,7 @@ class TrainConfig:
         other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh optimiser); the
         last stage's ``model.pt`` is copied to ``<name>/model.pt``.
     Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour,
-        aug_grey (probability).
+        aug_grey (probability), aug_perspective (maximum corner shift, share of the size).
     Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
         crops once into memory), tune_malloc (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
         resume (a checkpoint path, or ``last`` for the run's last checkpoint).
@@ -64,6 +65,7 @@ class TrainConfig:
     model: str = "resunet"
     model_kwargs: dict = field(default_factory=dict)
     input_size: list = field(default_factory=lambda: [128, 128])
+    pad_mode: str = "constant"
     sigma: float = 1.5
     decode: str = "subpixel"
     loss: str = "iou"
@@ -91,6 +93,7 @@ class TrainConfig:
     aug_flip: float = 0.5
     aug_colour: float = 0.3
     aug_grey: float = 0.0
+    aug_perspective: float = 0.0
 
     seed: int = 42
     accelerator: str = "cpu"
@@ -115,6 +118,8 @@ class TrainConfig:
             raise HandposeError(f"dataset must be 'freihand' or 'coco', got {self.dataset!r}")
         if self.loss not in ("iou", "mse", "l1"):
             raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps) or 'l1', 'mse' (regression), got {self.loss!r}")
+        if self.pad_mode not in ("constant", "border"):
+            raise HandposeError(f"pad_mode must be 'constant' or 'border', got {self.pad_mode!r}")
         if self.schedule not in ("plateau", "onecycle"):
             raise HandposeError(f"schedule must be 'plateau' or 'onecycle', got {self.schedule!r}")
         for i, stage in enumerate(self.stages):

@@ -133,8 +133,8 @@ def format_table(summary: dict) -> list[tuple[str, str]]:
 
 def write_report(evaluation: Evaluation, summary: dict, out: str | Path, plots: bool = True,
                  skeleton=None) -> Path:
-    """Write ``metrics.json`` and, with ``plots``, ``pck_curve.png``, ``per_keypoint_error.png`` and
-    ``worst_images.png`` into folder ``out``. Returns the folder."""
+    """Write ``metrics.json`` and, with ``plots``, ``pck_curve.png``, ``per_keypoint_error.png``,
+    ``gallery.png`` (labels beside predictions) and ``worst_images.png`` into folder ``out``. Returns the folder."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -143,6 +143,7 @@ def write_report(evaluation: Evaluation, summary: dict, out: str | Path, plots: 
 
         visualize.plot_pck_curve(evaluation, out / "pck_curve.png")
         visualize.plot_per_keypoint_error(summary, out / "per_keypoint_error.png")
+        visualize.plot_gallery(evaluation, out / "gallery.png")
         if skeleton is not None:
             visualize.plot_worst_images(evaluation, skeleton, out / "worst_images.png")
     return out

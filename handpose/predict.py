@@ -94,7 +94,7 @@ class Predictor:
                 box = boxes[start + j] if boxes is not None and boxes[start + j] is not None else None
                 box = np.asarray(box, np.float32) if box is not None else full_image_box(img.shape[1], img.shape[0])
                 M = box_to_input_affine(box, size)
-                tensors.append(normalise(warp_to_input(img, M, size), b.mean, b.std))
+                tensors.append(normalise(warp_to_input(img, M, size, b.pad_mode), b.mean, b.std))
                 mats.append(M)
                 used.append(box)
             heatmaps = b.network(torch.stack(tensors))

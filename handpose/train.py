@@ -143,12 +143,13 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")
     codec = make_codec(codec_kind, cfg.input_size, network_stride, cfg.sigma, cfg.decode)
-    aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour, cfg.aug_grey)
-    train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache)
-    mean, std = channel_stats(KeypointDataset(train_records, skeleton, codec, cache=cfg.cache)
-                              if not cfg.cache else train_ds)
+    aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour, cfg.aug_grey,
+                        cfg.aug_perspective)
+    train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache, pad_mode=cfg.pad_mode)
+    mean, std = channel_stats(train_ds)
     train_ds.mean, train_ds.std = mean, std
-    val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cfg.cache)
+    val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cfg.cache,
+                             pad_mode=cfg.pad_mode)
     meta = {
         "format": FORMAT,
         "arch": cfg.model,
@@ -158,6 +159,7 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
         "codec": codec_to_dict(codec),
         "mean": mean,
         "std": std,
+        "pad_mode": cfg.pad_mode,
         "card": {"train_records": len(train_records), "val_records": len(val_records)},
     }
     return train_ds, val_ds, meta
@@ -243,9 +245,12 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
                           **loader_kw)
     val_dl = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",
-                           save_last=True)
-    callbacks = [ckpt, LearningRateMonitor()]
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min")
+    # Lightning's save_last only writes when a better checkpoint was saved; this one writes every epoch (and on
+    # an exception), so a stopped run resumes from where it stopped.
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, save_on_exception=True)
+    callbacks = [ckpt, last, LearningRateMonitor()]
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop_patience, mode="min"))
     if progress:
@@ -260,7 +265,7 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     t0 = time.time()
     trainer.fit(module, train_dl, val_dl, ckpt_path=resume)
     minutes = (time.time() - t0) / 60.0
-    best = ckpt.best_model_path or ckpt.last_model_path
+    best = ckpt.best_model_path or last.best_model_path
     result = {"best_checkpoint": best, "epochs": int(trainer.current_epoch), "minutes": round(minutes, 2),
               "malloc_tuned": malloc_tuned,
               "best_val_loss": float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")}
@@ -270,7 +275,7 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
         bundle = ModelBundle(module.network, Skeleton.from_dict(meta["skeleton"]), module.codec, meta["mean"],
                              meta["std"], cfg.model, dict(cfg.model_kwargs),
                              {**meta["card"], "train_minutes": round(minutes, 2), "epochs": result["epochs"],
-                              "best_val_loss": result["best_val_loss"]})
+                              "best_val_loss": result["best_val_loss"]}, cfg.pad_mode)
         bundle.save(run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
     return result

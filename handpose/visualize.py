@@ -107,3 +107,39 @@ def plot_worst_images(evaluation, skeleton: Skeleton, path: str | Path, count: i
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def draw_comparison(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, mask: np.ndarray,
+                    radius: int | None = None) -> np.ndarray:
+    """Labels as green dots, predictions as red dots, joined by a thin white line (the small-data tutorial's
+    picture). ``gt``, ``pred``: ``(K, 2)`` pixels; ``mask``: ``(K,)`` labelled keypoints."""
+    out = np.ascontiguousarray(image.copy())
+    r = radius or max(2, round(max(image.shape[:2]) / 120))
+    for g, p, m in zip(np.asarray(gt), np.asarray(pred), np.asarray(mask, bool), strict=True):
+        pi = (int(round(p[0])), int(round(p[1])))
+        if m:
+            gi = (int(round(g[0])), int(round(g[1])))
+            cv2.line(out, gi, pi, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.circle(out, gi, r, (0, 200, 0), -1, cv2.LINE_AA)
+        cv2.circle(out, pi, r, (230, 0, 0), -1, cv2.LINE_AA)
+    return out
+
+
+def plot_gallery(evaluation, path: str | Path, count: int = 9) -> None:
+    """The first ``count`` evaluated images: labels (green) beside predictions (red), with the mean error."""
+    plt = _plt()
+    n = min(count, len(evaluation.files))
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    errors = np.nanmean(evaluation.errors_px, axis=1)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = read_image(evaluation.files[i])
+        ax.imshow(draw_comparison(img, evaluation.gt[i], evaluation.pred[i], evaluation.mask[i]))
+        ax.set_title(f"{Path(evaluation.files[i]).name}: {errors[i]:.1f} px", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

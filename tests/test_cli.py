@@ -59,7 +59,7 @@ def test_evaluate_freihand_val(freihand_root, tmp_path):
     assert m["error_pct_of_image"]["mean"] == pytest.approx(100 * m["error_px"]["mean"] / 256, rel=1e-3)
     assert m["pck@0.05"] <= m["pck@0.1"] <= m["pck@0.2"]
     assert set(m["per_group_px"]) == {"wrist", "thumb", "index", "middle", "ring", "little"}
-    for name in ("metrics.json", "pck_curve.png", "per_keypoint_error.png", "worst_images.png"):
+    for name in ("metrics.json", "pck_curve.png", "per_keypoint_error.png", "worst_images.png", "gallery.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 100
 
 

@@ -72,6 +72,13 @@ def test_lightning_run_checkpoints_and_resume(small_freihand, tmp_path):
     assert ck["global_step"] == 6  # 2 batches x 3 epochs: the run went on from step 4, not from 0
 
 
+def test_last_checkpoint_is_the_last_epoch(small_freihand, tmp_path):
+    # with lr 0 the validation loss cannot improve steadily, so "best" stays behind; "last" must not
+    train(_cfg(small_freihand, tmp_path, "lr=0.0", "max_epochs=4"), progress=False)
+    ck = torch.load(tmp_path / "t" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert ck["global_step"] == 8
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(HandposeError, match="did you mean"):
         load_config(None, ["learning_rate=0.1"])

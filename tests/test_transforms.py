@@ -68,7 +68,8 @@ def test_augmentation_moves_keypoints_with_image(seed):
     pts = np.array([[[40.0, 40.0], [90.0, 50.0], [64.0, 100.0]]])
     img = _dot_image(128, 128, pts[0], radius=3)
     three = Skeleton("three", ("a", "b", "c"), ((0, 1), (1, 2)))
-    aug = Augmenter(AugmentConfig(rotate=40, scale=0.2, translate=0.05, flip=0.5, colour=0.0), three)
+    aug = Augmenter(AugmentConfig(rotate=40, scale=0.2, translate=0.05, flip=0.5, colour=0.0,
+                                  perspective=0.08 if seed % 2 else 0.0), three)
     out, kp, vis = aug(img, pts, np.full((1, 3), 2))
     for p, v in zip(kp[0], vis[0], strict=True):
         if v and 5 < p[0] < 123 and 5 < p[1] < 123:
@@ -87,3 +88,14 @@ def test_flip_swaps_left_and_right():
     assert out[0, 5, 0] == pytest.approx(127 - kp[0, 6, 0])
     assert out[0, 6, 0] == pytest.approx(127 - kp[0, 5, 0])
     assert v[0, 6] == 1 and v[0, 5] == 2
+
+
+def test_border_padding_repeats_edge_pixels():
+    img = np.zeros((50, 100, 3), np.uint8)
+    img[0] = (10, 20, 30)    # top row
+    img[-1] = (200, 100, 50)  # bottom row
+    M = box_to_input_affine(full_image_box(100, 50), (64, 64))  # letterbox: bands above and below
+    border = warp_to_input(img, M, (64, 64), "border")
+    black = warp_to_input(img, M, (64, 64), "constant")
+    assert border[0, 32].tolist() == [10, 20, 30] and border[63, 32].tolist() == [200, 100, 50]
+    assert black[0, 32].tolist() == [0, 0, 0]

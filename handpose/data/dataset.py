@@ -28,8 +28,10 @@ def record_affine(record: Record, width: int, height: int, input_size: tuple[int
     return box_to_input_affine(box, input_size)
 
 
-def load_input(record: Record, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a record's image and warp it to the model input.
+def load_input(record: Record, input_size: tuple[int, int], pad_mode: str = "constant"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a record's image and warp it to the model input (letterboxed; see :func:`warp_to_input` for
+    ``pad_mode``).
 
     Returns:
         ``image`` ``(in_h, in_w, 3)`` uint8, ``keypoints`` ``(N, K, 2)`` in input pixels, and the ``(2, 3)``
@@ -43,7 +45,7 @@ def load_input(record: Record, input_size: tuple[int, int]) -> tuple[np.ndarray,
     except HandposeError as e:
         raise HandposeError(f"record {record.record_id}: {e}") from e
     M = record_affine(record, img.shape[1], img.shape[0], input_size)
-    return warp_to_input(img, M, input_size), apply_affine(M, record.keypoints), M
+    return warp_to_input(img, M, input_size, pad_mode), apply_affine(M, record.keypoints), M
 
 
 def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -64,18 +66,20 @@ class KeypointDataset(Dataset):
         mean, std: per-channel normalisation in ``[0, 1]`` units (see :func:`channel_stats`).
         augment: augmentation strengths, or ``None`` for validation.
         cache: decode and crop every image once into memory (checks every file before training starts).
+        pad_mode: fill of the letterbox border, ``constant`` or ``border``.
 
     Raises:
         HandposeError: an unreadable image, a record with another keypoint count or several instances.
     """
 
     def __init__(self, records: list[Record], skeleton: Skeleton, codec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                 augment: AugmentConfig | None = None, cache: bool = True):
+                 augment: AugmentConfig | None = None, cache: bool = True, pad_mode: str = "constant"):
         self.records = records
         self.skeleton = skeleton
         self.codec = codec
         self.input_size = tuple(codec.input_size)
         self.mean, self.std = list(mean), list(std)
+        self.pad_mode = pad_mode
         self.augmenter = Augmenter(augment, skeleton) if augment is not None else None
         for r in records:
             if r.keypoints.shape[1] != skeleton.num_keypoints:
@@ -87,7 +91,7 @@ class KeypointDataset(Dataset):
         self._images: np.ndarray | None = None
         self._keypoints: np.ndarray | None = None
         if cache:
-            loaded = [load_input(r, self.input_size) for r in records]
+            loaded = [load_input(r, self.input_size, pad_mode) for r in records]
             self._images = np.stack([x[0] for x in loaded])
             self._keypoints = np.stack([x[1] for x in loaded])
         else:
@@ -102,7 +106,7 @@ class KeypointDataset(Dataset):
         r = self.records[index]
         if self._images is not None:
             return self._images[index], self._keypoints[index], r.visible
-        img, kp, _ = load_input(r, self.input_size)
+        img, kp, _ = load_input(r, self.input_size, self.pad_mode)
         return img, kp, r.visible
 
     def __getitem__(self, index: int) -> dict:

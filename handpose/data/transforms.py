@@ -54,8 +54,17 @@ def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def warp_to_input(image: np.ndarray, M: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """Warp ``(H, W, 3)`` uint8 image with ``M`` to ``(in_h, in_w, 3)``; area outside the image is black."""
+PAD_MODES = {"constant": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
+
+
+def warp_to_input(image: np.ndarray, M: np.ndarray, input_size: tuple[int, int], pad_mode: str = "constant"
+                  ) -> np.ndarray:
+    """Warp ``(H, W, 3)`` uint8 image with ``M`` to ``(in_h, in_w, 3)``.
+
+    Args:
+        pad_mode: what fills the area outside the image: ``constant`` (black) or ``border`` (the edge pixels
+            repeated, fastai's ``padding_mode='border'`` used by the small-data tutorial).
+    """
     s = float(np.hypot(M[0, 0], M[0, 1]))
     if s < 0.5:
         # Large shrink: bilinear warping would alias, so first shrink by area averaging to a scale of ~0.5.
@@ -65,7 +74,7 @@ def warp_to_input(image: np.ndarray, M: np.ndarray, input_size: tuple[int, int])
         fx, fy = sw / w, sh / h
         pre_inv = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
         M = M @ pre_inv
-    return cv2.warpAffine(image, M, input_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    return cv2.warpAffine(image, M, input_size, flags=cv2.INTER_LINEAR, borderMode=PAD_MODES[pad_mode],
                           borderValue=(0, 0, 0))
 
 
@@ -80,6 +89,7 @@ class AugmentConfig:
         flip: probability of a horizontal flip (keypoints re-indexed by the Skeleton's ``flip_perm``).
         colour: strength of brightness / contrast / saturation jitter (hue gets a tenth of it).
         grey: probability of turning the image grey (so grey-scale photos work too).
+        perspective: maximum perspective warp (corner shift as a share of the size; fastai's ``max_warp``).
     """
 
     rotate: float = 30.0
@@ -88,6 +98,7 @@ class AugmentConfig:
     flip: float = 0.5
     colour: float = 0.3
     grey: float = 0.0
+    perspective: float = 0.0
 
 
 class Augmenter:
@@ -106,6 +117,9 @@ class Augmenter:
             ops.append(A.Affine(scale=(1 - cfg.scale, 1 + cfg.scale), rotate=(-cfg.rotate, cfg.rotate),
                                 translate_percent=(-cfg.translate, cfg.translate), border_mode=cv2.BORDER_CONSTANT,
                                 fill=0, p=1.0))
+        if cfg.perspective:
+            ops.append(A.Perspective(scale=(0.0, cfg.perspective), keep_size=True, fit_output=False,
+                                     border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0))
         if cfg.flip:
             ops.append(A.HorizontalFlip(p=cfg.flip))
         if cfg.colour:
