@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 PYTHON ?= python3
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean example-hand12
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/bench_speed.py
+
+# The small-data tutorial on 60 real photos with 12 keypoints; ends with one JSON line of its figures.
+example-hand12: $(VENV)/.installed
+	$(PY) examples/hand12/build_dataset.py --out out/hand12
+	$(VENV)/bin/handpose train configs/hand12_resnet18_regression.yaml --no-progress --set resume=last
+	$(PY) examples/hand12/report.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

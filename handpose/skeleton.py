@@ -132,6 +132,8 @@ class Skeleton:
 
         COCO person files number skeleton pairs from 1; other tools write 0-based pairs. With
         ``one_based=None`` pairs are taken as 1-based when no pair contains 0 and the largest index equals K.
+        A category whose keypoint names are those of a built-in Skeleton returns that Skeleton; a hand category
+        with 21 keypoints keeps HAND21's sigmas and finger groups.
 
         Raises:
             HandposeError: when the category has no keypoint names or a pair names an unknown keypoint.
@@ -147,6 +149,9 @@ class Skeleton:
         if one_based:
             pairs = [(a - 1, b - 1) for a, b in pairs]
         name = str(category.get("name", "custom"))
+        for builtin in BUILTIN.values():
+            if [n.lower() for n in names] == list(builtin.keypoints) and not sigmas and not flip_perm:
+                return builtin  # a built-in set under its own names: keep its constants and colours
         if len(names) == HAND21.num_keypoints and "hand" in name.lower() and not sigmas and not flip_perm:
             # A hand category with HAND21's keypoint count (FreiHAND order): keep the hand's sigmas and fingers.
             return cls(

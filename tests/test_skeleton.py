@@ -50,3 +50,10 @@ def test_invalid_definitions(kwargs, match):
 def test_get_skeleton_unknown_lists_known():
     with pytest.raises(HandposeError, match="hand21"):
         get_skeleton("hand22")
+
+
+def test_builtin_names_give_the_builtin():
+    from handpose import HAND12
+
+    cat = {"id": 1, "name": "x", "keypoints": list(HAND12.keypoints), "skeleton": [[1, 2]]}
+    assert Skeleton.from_coco_category(cat) is HAND12
