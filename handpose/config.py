@@ -23,6 +23,8 @@ class TrainConfig:
         train_ann, train_images, val_ann, val_images: COCO json files and their image folders.
         box_margin: COCO crops: bbox grown by this share of its longer side on each side.
         skeleton: built-in Skeleton name; empty for COCO means the json's category.
+        flip_pairs: ``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left and
+            right parts; a single hand has none).
         limit_records: read at most this many records per split (0: all), for quick runs.
     Model and targets:
         model, model_kwargs: a name from ``handpose.models.MODELS`` and its builder's arguments.
@@ -60,6 +62,7 @@ class TrainConfig:
     val_images: str = ""
     box_margin: float = 0.25
     skeleton: str = "hand21"
+    flip_pairs: list = field(default_factory=list)
     limit_records: int = 0
 
     model: str = "resunet"

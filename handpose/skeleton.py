@@ -14,6 +14,7 @@ Built-in sets:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -96,6 +97,28 @@ class Skeleton:
     def limb_colour(self, limb: tuple[int, int]) -> RGB:
         """Colour of a limb: the group of its distal keypoint (the second index)."""
         return self.colour_of(limb[1])
+
+    def with_flip_pairs(self, pairs) -> Skeleton:
+        """A copy whose ``flip_perm`` swaps each ``(left, right)`` pair of keypoint indices (others stay).
+
+        Raises:
+            HandposeError: an index outside ``[0, K)`` or used twice (the result would not be a permutation).
+        """
+        k = self.num_keypoints
+        perm = list(range(k))
+        seen: set[int] = set()
+        for pair in pairs:
+            a, b = (int(i) for i in pair)
+            for i in (a, b):
+                if not 0 <= i < k:
+                    raise HandposeError(f"skeleton {self.name!r}: flip pair {list(pair)} names keypoint {i}, "
+                                        f"expected 0..{k - 1}")
+                if i in seen:
+                    raise HandposeError(f"skeleton {self.name!r}: flip pairs are not a permutation: keypoint {i} "
+                                        "appears twice")
+                seen.add(i)
+            perm[a], perm[b] = b, a
+        return dataclasses.replace(self, flip_perm=tuple(perm))
 
     def to_dict(self) -> dict:
         """Plain-Python form (lists, strings, floats), safe for ``torch.load(weights_only=True)`` and JSON."""

@@ -139,6 +139,8 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
     """
     train_records, skeleton = load_records(cfg, "train")
     val_records, val_skeleton = load_records(cfg, "val")
+    if cfg.flip_pairs:
+        skeleton = skeleton.with_flip_pairs(cfg.flip_pairs)
     if val_skeleton.num_keypoints != skeleton.num_keypoints:
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")

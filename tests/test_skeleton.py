@@ -57,3 +57,12 @@ def test_builtin_names_give_the_builtin():
 
     cat = {"id": 1, "name": "x", "keypoints": list(HAND12.keypoints), "skeleton": [[1, 2]]}
     assert Skeleton.from_coco_category(cat) is HAND12
+
+
+def test_flip_pairs():
+    s = Skeleton(name="s", keypoints=("nose", "l_eye", "r_eye", "l_ear", "r_ear"), limbs=())
+    assert s.with_flip_pairs([[1, 2], [3, 4]]).flip_perm == (0, 2, 1, 4, 3)
+    with pytest.raises(HandposeError, match="not a permutation: keypoint 2 appears twice"):
+        s.with_flip_pairs([[1, 2], [2, 3]])
+    with pytest.raises(HandposeError, match="names keypoint 7"):
+        s.with_flip_pairs([[1, 7]])
