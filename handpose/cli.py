@@ -44,48 +44,74 @@ def train(
 
 @app.command()
 def predict(
-    inputs: list[str] = typer.Argument(..., help="image files, folders or glob patterns"),
+    inputs: list[str] = typer.Argument(..., help="image files, folders, glob patterns, videos or a camera index"),
     model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file (default: bundled)"),
     json_out: Path = typer.Option(None, "--json", help="write results: a list of {file_name, keypoints, score}"),
-    overlay: Path = typer.Option(None, "--overlay", help="folder for images with skeletons drawn"),
+    overlay: Path = typer.Option(None, "--overlay", help="folder for drawn images/videos (OUT.mp4: one video)"),
     batch_size: int = typer.Option(32, help="images per forward pass"),
+    smooth: bool = typer.Option(False, help="videos: steady keypoints over time with the One-Euro filter"),
+    min_cutoff: float = typer.Option(1.0, help="One-Euro cutoff at rest, Hz (lower: steadier)"),
+    beta: float = typer.Option(0.01, help="One-Euro speed coefficient (higher: less lag)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
 ) -> None:
-    """Predict keypoints; bad files are reported and skipped, and the exit code is 1 if any failed."""
+    """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed."""
     from handpose.data.image import read_image
+    from handpose.filters import OneEuroFilter
     from handpose.predict import Predictor, expand_inputs
+    from handpose.video import is_video_source, predict_video
     from handpose.visualize import draw_skeleton, save_image
 
     try:
         predictor = Predictor(model, batch_size)
     except HandposeError as e:
         _fail(e)
-    paths, problems = expand_inputs(inputs)
-    failures = [m for _, m in problems]
+    videos = [i for i in inputs if is_video_source(i)]
+    paths, problems = expand_inputs([i for i in inputs if not is_video_source(i)])
+    failures: list[str] = []
 
-    def on_error(path, err):
-        failures.append(str(err))
-        err_console.print(f"[red]skipped:[/red] {err}")
+    def report(message: str) -> None:
+        failures.append(message)
+        err_console.print(f"[red]skipped:[/red] {message}")
 
-    for m in failures:
-        err_console.print(f"[red]skipped:[/red] {m}")
+    for _, m in problems:
+        report(m)
     entries = []
     names = predictor.skeleton.keypoints
-    for res in predictor.predict_paths(paths, on_error=on_error):
+
+    def show(res, label: str) -> None:
+        if quiet:
+            return
+        for n, (kp, sc) in enumerate(zip(res.keypoints, res.scores, strict=True)):
+            pts = "  ".join(f"{names[k]}=({x:.1f}, {y:.1f})" for k, (x, y) in enumerate(kp))
+            console.print(f"[bold]{label}[/bold] #{n} score {sc.mean():.3f}: {pts}", soft_wrap=True)
+
+    n_images = 0
+    for res in predictor.predict_paths(paths, on_error=lambda path, err: report(str(err))):
+        n_images += 1
         entries.extend(res.to_coco())
-        if not quiet:
-            for n, (kp, sc) in enumerate(zip(res.keypoints, res.scores, strict=True)):
-                pts = "  ".join(f"{names[k]}=({x:.1f}, {y:.1f})" for k, (x, y) in enumerate(kp))
-                console.print(f"[bold]{res.file_name}[/bold] #{n} score {sc.mean():.3f}: {pts}", soft_wrap=True)
+        show(res, res.file_name)
         if overlay is not None:
             img = read_image(res.file_name, exif_transpose=True)
-            out = overlay / (Path(res.file_name).stem + ".png")
-            save_image(out, draw_skeleton(img, res.keypoints, predictor.skeleton))
+            drawn = draw_skeleton(img, res.keypoints, predictor.skeleton)
+            save_image(overlay / (Path(res.file_name).stem + ".png"), drawn)
+    for source in videos:
+        out = None
+        if overlay is not None:
+            single = len(videos) == 1 and overlay.suffix.lower() in (".mp4", ".avi", ".mov")
+            out = overlay if single else overlay / f"{Path(source).stem or 'camera' + source}.mp4"
+        smoother = OneEuroFilter(min_cutoff, beta) if smooth else None
+        try:
+            for fr in predict_video(predictor, source, out, smoother, lambda i, m, s=source: report(f"{s}: {m}"),
+                                    progress=not quiet, batch_size=min(batch_size, 16)):
+                n_images += 1
+                entries.extend(fr.to_json())
+                show(fr.result, f"{source} frame {fr.index}")
+        except HandposeError as e:
+            report(str(e))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(entries, indent=1))
-    console.print(f"{len(paths) - (len(failures) - len(problems))} of {len(paths)} images predicted"
-                  + (f", {len(failures)} failed" if failures else "")
+    console.print(f"{n_images} images/frames predicted" + (f", {len(failures)} failed" if failures else "")
                   + (f"; results in {json_out}" if json_out else "") + (f"; overlays in {overlay}" if overlay else ""))
     if failures:
         raise typer.Exit(1)
