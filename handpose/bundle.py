@@ -120,12 +120,17 @@ def resolve_model_path(name_or_path: str | Path | None) -> Path:
 
 
 def load_model(name_or_path: str | Path | None = None) -> ModelBundle:
-    """Load a bundled model by name, a ``.pt`` bundle, or a Lightning ``.ckpt`` from ``handpose train``.
+    """Load a bundled model by name, a ``.pt`` bundle, a Lightning ``.ckpt`` from ``handpose train``, or an
+    ``.onnx`` file from ``handpose export`` (run by onnxruntime).
 
     Raises:
         HandposeError: unknown name, a file that is not a handpose model, or weights that do not fit.
     """
     path = resolve_model_path(name_or_path)
+    if path.suffix.lower() == ".onnx":
+        from handpose.export import load_onnx
+
+        return load_onnx(path)
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for foreign or corrupt files

@@ -46,6 +46,7 @@ def train(
 def predict(
     inputs: list[str] = typer.Argument(..., help="image files, folders, glob patterns, videos or a camera index"),
     model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file (default: bundled)"),
+    runtime: str = typer.Option("torch", help="torch, or onnx (onnxruntime; a .onnx model, or exported on the fly)"),
     json_out: Path = typer.Option(None, "--json", help="write results: a list of {file_name, keypoints, score}"),
     overlay: Path = typer.Option(None, "--overlay", help="folder for drawn images/videos (OUT.mp4: one video)"),
     batch_size: int = typer.Option(32, help="images per forward pass"),
@@ -62,7 +63,18 @@ def predict(
     from handpose.visualize import draw_skeleton, save_image
 
     try:
-        predictor = Predictor(model, batch_size)
+        if runtime not in ("torch", "onnx"):
+            raise HandposeError(f"--runtime must be torch or onnx, got {runtime!r}")
+        bundle = model
+        if runtime == "onnx" and not str(model or "").lower().endswith(".onnx"):
+            import tempfile
+
+            from handpose.export import export_onnx, load_onnx
+
+            onnx_path = Path(tempfile.mkdtemp()) / "model.onnx"
+            export_onnx(model, onnx_path)
+            bundle = load_onnx(onnx_path)
+        predictor = Predictor(bundle, batch_size)
     except HandposeError as e:
         _fail(e)
     videos = [i for i in inputs if is_video_source(i)]
@@ -207,6 +219,25 @@ def draw(
     except HandposeError as e:
         _fail(e)
     console.print(f"{min(len(records), limit or len(records))} images drawn in {out}")
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(..., help="the .onnx file to write"),
+    model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file"),
+    format: str = typer.Option("onnx", "--format", help="onnx (the only format so far)"),
+    opset: int = typer.Option(17, help="ONNX opset"),
+) -> None:
+    """Export a model to ONNX (dynamic batch, preprocessing in the metadata) and check it against PyTorch."""
+    from handpose.export import export_onnx
+
+    try:
+        if format != "onnx":
+            raise HandposeError(f"--format {format!r}: only onnx is supported")
+        diff = export_onnx(model, out, opset)
+    except HandposeError as e:
+        _fail(e)
+    console.print(f"wrote {out}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
 
 
 @app.command()

@@ -1,0 +1,112 @@
+"""ONNX export and the onnxruntime runner (optional dependencies: ``pip install handpose[onnx]``).
+
+The exported file holds the network with a dynamic batch size and, in its metadata under ``"handpose"``, the
+preprocessing and decoding constants (input size, mean, std, pad mode, Skeleton, codec) as JSON, so
+:func:`load_onnx` rebuilds a :class:`~handpose.bundle.ModelBundle` that the ordinary :class:`~handpose.Predictor`
+runs: the same pre- and post-processing, the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handpose.bundle import ModelBundle, load_model
+from handpose.codecs import make_codec
+from handpose.errors import HandposeError
+from handpose.skeleton import Skeleton
+
+METADATA_KEY = "handpose"
+
+
+def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset: int = 17) -> float:
+    """Export a model to ONNX and check it against PyTorch on a random batch of 2.
+
+    Returns:
+        The largest absolute difference between the PyTorch and onnxruntime outputs.
+
+    Raises:
+        HandposeError: onnx / onnxruntime are not installed, or the model cannot be loaded.
+    """
+    try:
+        import onnx
+    except ImportError as e:
+        raise HandposeError("ONNX export needs the onnx and onnxruntime packages: pip install 'handpose[onnx]'") from e
+    bundle = model if isinstance(model, ModelBundle) else load_model(model)
+    net = bundle.network.eval()
+    w, h = bundle.input_size
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["output"], opset_version=opset,
+                      dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+    proto = onnx.load(str(path))
+    meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.save(proto, str(path))
+    with torch.inference_mode():
+        ref = net(x).numpy()
+    out = OnnxNetwork(path)(x).numpy()
+    return float(np.abs(out - ref).max())
+
+
+class OnnxNetwork:
+    """An onnxruntime session behind the network interface: ``(B, 3, H, W)`` tensor in, output tensor out.
+
+    Raises:
+        HandposeError: onnxruntime missing or a file it cannot load.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise HandposeError("running ONNX models needs onnxruntime: pip install 'handpose[onnx]'") from e
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for invalid files
+            raise HandposeError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from e
+        self.path = Path(path)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def eval(self) -> OnnxNetwork:
+        return self
+
+    def metadata(self) -> dict:
+        """The handpose metadata stored at export.
+
+        Raises:
+            HandposeError: the file has no handpose metadata (not exported by handpose).
+        """
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if not raw:
+            raise HandposeError(f"{self.path}: ONNX file lacks the handpose preprocessing metadata "
+                                "(export it with `handpose export`)")
+        return json.loads(raw)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: x.detach().cpu().numpy()})[0])
+
+
+def load_onnx(path: str | Path, threads: int = 0) -> ModelBundle:
+    """Load an exported ``.onnx`` file as a :class:`ModelBundle` run by onnxruntime.
+
+    Raises:
+        HandposeError: missing file, not ONNX, or no handpose metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HandposeError(f"{path}: ONNX model file not found")
+    net = OnnxNetwork(path, threads)
+    d = net.metadata()
+    codec = make_codec(input_size=d["input_size"], **{"kind": "heatmap", **d["codec"]})
+    return ModelBundle(net, Skeleton.from_dict(d["skeleton"]), codec, d["mean"], d["std"], d["arch"],
+                       d.get("arch_kwargs", {}), {**d.get("card", {}), "runtime": "onnxruntime"},
+                       d.get("pad_mode", "constant"))

@@ -1,0 +1,60 @@
+"""ONNX export round trip on real images."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from handpose import HandposeError, Predictor, load_model
+from handpose.cli import app
+from handpose.data.image import read_image
+from tests.conftest import REPO
+
+pytest.importorskip("onnxruntime")
+EXAMPLES = sorted((REPO / "examples" / "hands").glob("*.jpg"))
+
+
+def test_export_round_trip_on_real_images(tmp_path):
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(app, ["export", str(out)])
+    assert r.exit_code == 0, r.output
+    diff = float(r.output.split(":")[-1])
+    assert diff < 1e-4
+    onnx_bundle = load_model(out)
+    torch_bundle = load_model()
+    assert onnx_bundle.skeleton == torch_bundle.skeleton and onnx_bundle.mean == torch_bundle.mean
+    images = [read_image(p) for p in EXAMPLES]
+    a = Predictor(torch_bundle).predict_arrays(images)
+    b = Predictor(onnx_bundle, batch_size=3).predict_arrays(images)  # dynamic batch: 3 then 1
+    for x, y in zip(a, b, strict=True):
+        # heatmaps agree to ~1e-6; keypoints within 0.01 px (a tie between two heatmap cells could differ more)
+        assert np.abs(x.keypoints - y.keypoints).max() < 0.01
+        assert np.abs(x.scores - y.scores).max() < 1e-4
+
+
+def test_predict_runtime_onnx_gives_the_same_json(tmp_path):
+    outs = {}
+    for runtime in ("torch", "onnx"):
+        outs[runtime] = tmp_path / f"{runtime}.json"
+        r = CliRunner().invoke(app, ["predict", str(EXAMPLES[0]), "--runtime", runtime, "--json", str(outs[runtime]),
+                                     "-q"])
+        assert r.exit_code == 0, r.output
+    a, b = (json.loads(p.read_text())[0] for p in outs.values())
+    assert a["file_name"] == b["file_name"]
+    assert np.abs(np.array(a["keypoints"]) - np.array(b["keypoints"])).max() < 0.01
+
+
+def test_bad_onnx_files(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not onnx")
+    with pytest.raises(HandposeError, match="junk.onnx: not a loadable ONNX model"):
+        load_model(junk)
+    import onnx
+    import torch
+
+    plain = tmp_path / "plain.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 2, 1), (torch.zeros(1, 3, 8, 8),), str(plain), dynamo=False)
+    onnx.checker.check_model(str(plain))
+    with pytest.raises(HandposeError, match="lacks the handpose preprocessing metadata"):
+        load_model(plain)
