@@ -25,6 +25,7 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_models.py
 
 # The small-data tutorial on 60 real photos with 12 keypoints; ends with one JSON line of its figures.
 example-hand12: $(VENV)/.installed
