@@ -1,0 +1,167 @@
+"""Grouping keypoint candidates into instances with part affinity fields (bottom-up models).
+
+A pure function of the network output and the Skeleton, following OpenPose (Cao et al., CVPR 2017) as
+implemented in Lightweight OpenPose (``modules/keypoints.py``: ``extract_keypoints`` and ``group_keypoints``),
+whose thresholds are the defaults here: peak threshold 0.1, 10 samples per limb, a sample counts when its PAF
+projection exceeds 0.05, a pair is a candidate when at least 80% of the samples count and its score is positive,
+and instances with fewer than 3 keypoints or a mean keypoint score below 0.2 are dropped.
+All coordinates here are map cells ``(x, y)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from handpose.codecs.paf import limb_tree
+from handpose.skeleton import Skeleton
+
+
+def find_peaks(heatmap: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Local maxima of one ``(H, W)`` heatmap above ``threshold`` (non-maximum suppression over the 8
+    neighbours; of equal neighbours the first in row order wins), refined to sub-cell precision by a parabola
+    through the log values on each axis.
+
+    Returns:
+        ``(P, 3)`` float64 rows ``(x, y, score)``, highest score first.
+    """
+    h, w = heatmap.shape
+    pad = np.pad(heatmap.astype(np.float64), 1, constant_values=-np.inf)
+    centre = pad[1:-1, 1:-1]
+    is_peak = centre > threshold
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            neighbour = pad[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+            # strictly greater than neighbours after us, at least equal to those before (ties: one peak)
+            is_peak &= centre > neighbour if (dy, dx) > (0, 0) else centre >= neighbour
+    ys, xs = np.nonzero(is_peak)
+    out = np.empty((len(xs), 3))
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        out[i] = (x + _offset(heatmap[y, max(x - 1, 0)], heatmap[y, x], heatmap[y, min(x + 1, w - 1)], 0 < x < w - 1),
+                  y + _offset(heatmap[max(y - 1, 0), x], heatmap[y, x], heatmap[min(y + 1, h - 1), x], 0 < y < h - 1),
+                  heatmap[y, x])
+    return out[np.argsort(-out[:, 2])] if len(out) else out
+
+
+def _offset(lo: float, mid: float, hi: float, inside: bool) -> float:
+    if not inside:
+        return 0.0
+    lo, mid, hi = (np.log(max(float(v), 1e-10)) for v in (lo, mid, hi))
+    curv = lo - 2 * mid + hi
+    return float(np.clip(0.5 * (lo - hi) / curv, -0.5, 0.5)) if curv < -1e-6 else 0.0
+
+
+def limb_candidates(paf: np.ndarray, peaks_a: np.ndarray, peaks_b: np.ndarray, samples: int = 10,
+                    min_paf: float = 0.05, min_ratio: float = 0.8) -> list[tuple[float, int, int]]:
+    """Score every pair of candidates for one limb by sampling its PAF along the segment from a to b.
+
+    The score is the mean projection of the field on the segment's direction plus OpenPose's length prior
+    ``min(0.5 H / length - 1, 0)``.
+
+    Args:
+        paf: ``(2, H, W)`` field of the limb.
+        peaks_a, peaks_b: ``(P, 3)`` candidates of the limb's first and second keypoint.
+
+    Returns:
+        ``[(score, index_a, index_b), ...]`` of the pairs that pass, best first.
+    """
+    _, h, w = paf.shape
+    out = []
+    t = np.linspace(0.0, 1.0, samples)
+    for ia, a in enumerate(peaks_a):
+        for ib, b in enumerate(peaks_b):
+            d = b[:2] - a[:2]
+            length = float(np.hypot(*d))
+            if length < 1e-6:
+                continue
+            u = d / length
+            pts = a[:2] + t[:, None] * d
+            xi = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
+            yi = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
+            proj = paf[0, yi, xi] * u[0] + paf[1, yi, xi] * u[1]
+            if (proj > min_paf).mean() < min_ratio:
+                continue
+            score = float(proj.mean() + min(0.5 * h / length - 1.0, 0.0))
+            if score > 0:
+                out.append((score, ia, ib))
+    return sorted(out, key=lambda c: -c[0])
+
+
+@dataclass
+class Instances:
+    """Grouped instances of one image, in map cells.
+
+    Attributes:
+        keypoints: ``(M, K, 2)``; NaN for keypoints not found.
+        scores: ``(M, K)`` peak values (0 where not found).
+        instance_scores: ``(M,)`` mean score of the found keypoints.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    instance_scores: np.ndarray
+
+
+def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int = 0, peak_threshold: float = 0.1,
+          samples: int = 10, min_paf: float = 0.05, min_ratio: float = 0.8, min_keypoints: int = 3,
+          min_instance_score: float = 0.2) -> Instances:
+    """Assemble instances from keypoint heatmaps and PAFs.
+
+    Candidates of each keypoint are found with :func:`find_peaks`. Limbs are visited as a tree from ``root``
+    (:func:`handpose.codecs.paf.limb_tree`); for each, pairs are scored with :func:`limb_candidates` and matched
+    greedily one-to-one (best score first). A matched pair extends the instance that holds its parent candidate,
+    or starts a new instance. Instances with fewer than ``min_keypoints`` keypoints or a mean keypoint score
+    below ``min_instance_score`` are dropped.
+
+    Args:
+        heatmaps: ``(K, H, W)`` or ``(K + 1, H, W)`` (a background channel is ignored).
+        pafs: ``(2 L, H, W)`` for the Skeleton's L limbs.
+
+    Raises:
+        HandposeError: a disconnected Skeleton (from ``limb_tree``).
+        ValueError: channel counts that do not match the Skeleton.
+    """
+    k = skeleton.num_keypoints
+    if heatmaps.shape[0] not in (k, k + 1) or pafs.shape[0] != 2 * len(skeleton.limbs):
+        raise ValueError(f"expected {k} (+1) heatmaps and {2 * len(skeleton.limbs)} PAF channels for skeleton "
+                         f"{skeleton.name!r}, got {heatmaps.shape[0]} and {pafs.shape[0]}")
+    peaks = [find_peaks(heatmaps[j], peak_threshold) for j in range(k)]
+    assigned: list[np.ndarray] = []  # per instance: (K,) candidate index per keypoint, -1 if none
+    for li, parent, child in limb_tree(skeleton, root):
+        a, b = skeleton.limbs[li]
+        cands = limb_candidates(pafs[2 * li:2 * li + 2], peaks[a], peaks[b], samples, min_paf, min_ratio)
+        used_a, used_b = set(), set()
+        for _, ia, ib in cands:
+            if ia in used_a or ib in used_b:
+                continue
+            used_a.add(ia)
+            used_b.add(ib)
+            ip, ic = (ia, ib) if parent == a else (ib, ia)
+            owner = next((inst for inst in assigned if inst[parent] == ip), None)
+            if owner is None:
+                owner = np.full(k, -1)
+                owner[parent] = ip
+                assigned.append(owner)
+            if owner[child] == -1:
+                owner[child] = ic
+    kps, scs = [], []
+    for inst in assigned:
+        found = inst >= 0
+        kp = np.full((k, 2), np.nan)
+        sc = np.zeros(k)
+        for j in np.where(found)[0]:
+            kp[j] = peaks[j][inst[j], :2]
+            sc[j] = peaks[j][inst[j], 2]
+        if found.sum() < min_keypoints or sc[found].mean() < min_instance_score:
+            continue
+        kps.append(kp)
+        scs.append(sc)
+    if not kps:
+        return Instances(np.zeros((0, k, 2)), np.zeros((0, k)), np.zeros(0))
+    scores = np.stack(scs)
+    inst_scores = np.array([s[s > 0].mean() for s in scores])
+    order = np.argsort(-inst_scores)
+    return Instances(np.stack(kps)[order], scores[order], inst_scores[order])
