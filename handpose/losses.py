@@ -36,6 +36,22 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | No
     return _weighted_mean((pred - target).abs().flatten(2).mean(-1), weights)
 
 
+def masked_l2(outputs, heatmaps: torch.Tensor, pafs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Lightweight OpenPose's loss: for every stage, ``sum((pred - target)^2 * mask) / 2 / B`` for the heatmaps
+    and for the PAFs, summed over stages.
+
+    Args:
+        outputs: per stage ``(heatmaps (B, K + 1, H, W), pafs (B, 2 L, H, W))``.
+        heatmaps, pafs: targets of the same shapes.
+        mask: ``(B, 1, H, W)``, 0 on crowd and unlabelled people (their cells do not count).
+    """
+    b = heatmaps.shape[0]
+    total = heatmaps.new_zeros(())
+    for hm, paf in outputs:
+        total = total + (((hm - heatmaps) ** 2) * mask).sum() / 2 / b + (((paf - pafs) ** 2) * mask).sum() / 2 / b
+    return total
+
+
 LOSSES = {"iou": iou_loss, "mse": mse_loss, "l1": l1_loss}
 #: The losses that make sense for each output kind.
 LOSSES_FOR = {"heatmap": ("iou", "mse"), "regression": ("l1", "mse")}

@@ -231,10 +231,13 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     malloc_tuned = tune_malloc(cfg.tune_malloc)
     L.seed_everything(cfg.seed, workers=True)
     try:
-        probe = create_model(cfg.model, 1, cfg.input_size, **cfg.model_kwargs)
+        probe = create_model(cfg.model, 1, cfg.input_size, num_limbs=1, **cfg.model_kwargs)
     except (TypeError, ValueError) as e:
         raise HandposeError(f"config: model {cfg.model!r} with model_kwargs {cfg.model_kwargs}: {e}") from e
     kind = output_kind(probe)
+    if kind not in LOSSES_FOR:
+        raise HandposeError(f"model {cfg.model!r} is a bottom-up ({kind}) model; `handpose train` does not train "
+                            "bottom-up models yet")
     if cfg.loss not in LOSSES_FOR[kind]:
         raise HandposeError(f"config: loss {cfg.loss!r} does not fit a {kind} model; use one of {LOSSES_FOR[kind]}")
     train_ds, val_ds, meta = build_datasets(cfg, kind, int(getattr(probe, "stride", 1)))

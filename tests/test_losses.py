@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from handpose.losses import iou_loss, l1_loss, mse_loss
+from handpose.losses import iou_loss, l1_loss, masked_l2, mse_loss
 
 
 def test_iou_zero_for_perfect_prediction():
@@ -37,3 +37,17 @@ def test_l1_on_coordinates_hand_computed():
     assert l1_loss(pred, target).item() == pytest.approx((0.5 + 1.0) / 2)
     assert l1_loss(pred, target, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.5)
     assert mse_loss(pred, target).item() == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_masked_l2_sums_stages_and_ignores_masked_cells():
+    hm_t, paf_t = torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4, 4)
+    hm_p = hm_t.clone()
+    hm_p[:, 0, 0, 0] = 1.0   # error 1 in one cell per image
+    paf_p = paf_t.clone()
+    paf_p[0, 1, 3, 3] = 2.0  # error 2 in a masked-out cell
+    mask = torch.ones(2, 1, 4, 4)
+    mask[0, 0, 3, 3] = 0
+    one_stage = masked_l2([(hm_p, paf_p)], hm_t, paf_t, mask)
+    assert one_stage.item() == pytest.approx((1 + 1) / 2 / 2)  # two images x 1^2, /2, /B
+    assert masked_l2([(hm_p, paf_p)] * 3, hm_t, paf_t, mask).item() == pytest.approx(3 * one_stage.item())
+    assert masked_l2([(hm_t, paf_t)], hm_t, paf_t, mask).item() == 0.0

@@ -9,10 +9,15 @@ from handpose.models.zoo import output_kind
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_shape_range_and_backward(name):
     torch.manual_seed(0)
-    model = create_model(name, 5, input_size=(96, 64))
+    model = create_model(name, 5, input_size=(96, 64), num_limbs=4)
     x = torch.randn(2, 3, 64, 96)
     y = model(x)
-    if output_kind(model) == "regression":
+    if output_kind(model) == "paf":
+        assert len(y) == 2  # initial + 1 refinement stage
+        for hm, paf in y:
+            assert hm.shape == (2, 6, 8, 12) and paf.shape == (2, 8, 8, 12)
+        y = torch.cat([y[-1][0], y[-1][1]], dim=1)
+    elif output_kind(model) == "regression":
         assert y.shape == (2, 5, 2) and y.abs().max() <= 1
     else:
         s = model.stride

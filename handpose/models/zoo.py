@@ -12,27 +12,32 @@ from torch import nn
 from handpose.errors import HandposeError
 from handpose.models.backbones import BACKBONES
 from handpose.models.heads import TopDownModel
+from handpose.models.openpose import LightweightOpenPose
 from handpose.models.unet import ResUNet, ShallowUNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "shallow_unet": ShallowUNet,
     "resunet": ResUNet,
     **{f"{b}_{h}": partial(TopDownModel, backbone=b, head=h) for b in BACKBONES for h in ("heatmap", "regression")},
+    "lightweight_openpose": LightweightOpenPose,
 }
 
 
 def output_kind(model: nn.Module) -> str:
-    """``"heatmap"`` or ``"regression"``: what the network outputs (models without the attribute: heatmaps)."""
+    """``"heatmap"``, ``"regression"`` or ``"paf"`` (bottom-up: per stage heatmaps and PAFs): what the network
+    outputs (models without the attribute: heatmaps)."""
     return getattr(model, "output_kind", "heatmap")
 
 
-def create_model(name: str, num_keypoints: int, input_size: Sequence[int] | None = None, **kwargs) -> nn.Module:
+def create_model(name: str, num_keypoints: int, input_size: Sequence[int] | None = None, num_limbs: int | None = None,
+                 **kwargs) -> nn.Module:
     """Build a registered model.
 
     Args:
         name: a key of :data:`MODELS`.
         num_keypoints: K, the number of output channels.
         input_size: ``(width, height)``, passed on only to builders that take it (regression heads need it).
+        num_limbs: the Skeleton's limb count, passed on only to builders that take it (bottom-up models).
         **kwargs: passed to the builder.
 
     Raises:
@@ -42,6 +47,11 @@ def create_model(name: str, num_keypoints: int, input_size: Sequence[int] | None
         close = difflib.get_close_matches(name, MODELS, n=3, cutoff=0.4)
         raise HandposeError(f"unknown model {name!r}; did you mean {close}? known: {sorted(MODELS)}")
     builder = MODELS[name]
-    if input_size is not None and "input_size" in inspect.signature(builder).parameters:
+    params = inspect.signature(builder).parameters
+    if input_size is not None and "input_size" in params:
         kwargs["input_size"] = tuple(input_size)
+    if "num_limbs" in params:
+        if num_limbs is None:
+            raise HandposeError(f"model {name!r} is bottom-up and needs the Skeleton's limb count (num_limbs)")
+        kwargs["num_limbs"] = num_limbs
     return builder(num_keypoints, **kwargs)
