@@ -53,6 +53,7 @@ def predict(
     smooth: bool = typer.Option(False, help="videos: steady keypoints over time with the One-Euro filter"),
     min_cutoff: float = typer.Option(1.0, help="One-Euro cutoff at rest, Hz (lower: steadier)"),
     beta: float = typer.Option(0.01, help="One-Euro speed coefficient (higher: less lag)"),
+    flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
 ) -> None:
     """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed."""
@@ -74,7 +75,7 @@ def predict(
             onnx_path = Path(tempfile.mkdtemp()) / "model.onnx"
             export_onnx(model, onnx_path)
             bundle = load_onnx(onnx_path)
-        predictor = Predictor(bundle, batch_size)
+        predictor = Predictor(bundle, batch_size, flip_test=flip_test)
     except HandposeError as e:
         _fail(e)
     videos = [i for i in inputs if is_video_source(i)]
@@ -164,6 +165,7 @@ def evaluate(
     json_out: Path = typer.Option(None, "--json", help="write the metrics as JSON"),
     report: Path = typer.Option(None, help="folder for metrics.json and plots"),
     batch_size: int = typer.Option(32),
+    flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
 ) -> None:
     """Mean/median/percentile keypoint error (px and %), per finger, PCK, AUC, within-0.1/0.01 shares."""
     from handpose.bundle import load_model
@@ -173,7 +175,7 @@ def evaluate(
     try:
         bundle = load_model(model)
         records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton)
-        ev = run_eval(bundle, records, batch_size)
+        ev = run_eval(bundle, records, batch_size, flip_test)
     except HandposeError as e:
         _fail(e)
     summary = ev.summary()

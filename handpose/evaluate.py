@@ -79,7 +79,8 @@ class Evaluation:
         }
 
 
-def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batch_size: int = 32) -> Evaluation:
+def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batch_size: int = 32,
+             flip_test: bool = False) -> Evaluation:
     """Predict every record (its box, or the whole image) and pair the predictions with the labels.
 
     Raises:
@@ -88,7 +89,7 @@ def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batc
     """
     if not records:
         raise HandposeError("evaluate: no records")
-    predictor = Predictor(model, batch_size)
+    predictor = Predictor(model, batch_size, flip_test=flip_test)
     skel = predictor.skeleton
     for r in records:
         if r.keypoints.shape[0] != 1 or r.keypoints.shape[1] != skel.num_keypoints:

@@ -57,13 +57,31 @@ class Predictor:
         model: a bundle, a bundled model name or a file (default: the bundled default model).
         batch_size: images per forward pass.
         decode: heatmap decoding method (default: the model's).
+        flip_test: also run the mirrored image and average the two outputs (Simple Baselines' flip test; the
+            Skeleton's flip permutation re-indexes the mirrored output). Twice the compute.
     """
 
-    def __init__(self, model: ModelBundle | str | Path | None = None, batch_size: int = 32, decode: str | None = None):
+    def __init__(self, model: ModelBundle | str | Path | None = None, batch_size: int = 32, decode: str | None = None,
+                 flip_test: bool = False):
         self.bundle = model if isinstance(model, ModelBundle) else load_model(model)
         self.bundle.network.eval()
         self.batch_size = max(1, int(batch_size))
         self.decode = decode
+        self.flip_test = flip_test
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Network output for a normalised ``(B, 3, H, W)`` batch, averaged with the mirrored pass when
+        ``flip_test`` is on (heatmaps mirrored back; regression x negated, in [-1, 1] units)."""
+        out = self.bundle.network(batch)
+        if not self.flip_test:
+            return out
+        mirrored = self.bundle.network(batch.flip(-1))
+        perm = list(self.bundle.skeleton.flip_perm)
+        if self.bundle.codec.kind == "regression":
+            mirrored = mirrored * torch.tensor([-1.0, 1.0], dtype=mirrored.dtype)
+        else:
+            mirrored = mirrored.flip(-1)
+        return (out + mirrored[:, perm]) / 2
 
     @property
     def skeleton(self):
@@ -97,8 +115,7 @@ class Predictor:
                 tensors.append(normalise(warp_to_input(img, M, size, b.pad_mode), b.mean, b.std))
                 mats.append(M)
                 used.append(box)
-            heatmaps = b.network(torch.stack(tensors))
-            xy, scores = b.codec.decode(heatmaps, self.decode)
+            xy, scores = b.codec.decode(self.forward(torch.stack(tensors)), self.decode)
             xy, scores = xy.numpy(), scores.numpy()
             for j, img in enumerate(chunk):
                 kp = apply_affine(invert_affine(mats[j]), xy[j])
@@ -133,7 +150,7 @@ class Predictor:
 
 
 def predict(inputs: str | Path | np.ndarray | Sequence, model: ModelBundle | str | Path | None = None,
-            batch_size: int = 32) -> list[Result]:
+            batch_size: int = 32, flip_test: bool = False) -> list[Result]:
     """Predict keypoints on images: an RGB array, a list of arrays, or paths / folders / globs.
 
     Returns:
@@ -142,7 +159,7 @@ def predict(inputs: str | Path | np.ndarray | Sequence, model: ModelBundle | str
     Raises:
         HandposeError: an input that cannot be found or read.
     """
-    predictor = Predictor(model, batch_size)
+    predictor = Predictor(model, batch_size, flip_test=flip_test)
     if isinstance(inputs, np.ndarray):
         return predictor.predict_arrays([inputs])
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)

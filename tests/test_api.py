@@ -64,3 +64,18 @@ def test_draw_skeleton_colours_fingers():
     thumb = tuple(int(v) for v in out[int(kp[3, 1]), 20])
     assert thumb == handpose.HAND21.colours["thumb"]
     assert out.sum() > 0 and img.sum() == 0
+
+
+def test_flip_test_is_mirror_equivariant():
+    img = read_image(EXAMPLES / "hgcnn_466.jpg")
+    mirrored = np.ascontiguousarray(img[:, ::-1])
+    for flip_test in (True, False):
+        pred = handpose.Predictor(flip_test=flip_test)
+        a = pred.predict_arrays([img])[0].keypoints[0]
+        b = pred.predict_arrays([mirrored])[0].keypoints[0]
+        b[:, 0] = 255 - b[:, 0]  # mirror back: x' = W - 1 - x
+        gap = np.abs(a - b).max()
+        if flip_test:  # the average of a pass and its mirrored pass is exactly mirror-symmetric
+            assert gap < 0.05
+        else:  # a single pass is not
+            assert gap > 0.05
