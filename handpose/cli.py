@@ -50,6 +50,8 @@ def predict(
     json_out: Path = typer.Option(None, "--json", help="write results: a list of {file_name, keypoints, score}"),
     overlay: Path = typer.Option(None, "--overlay", help="folder for drawn images/videos (OUT.mp4: one video)"),
     batch_size: int = typer.Option(32, help="images per forward pass"),
+    workers: int = typer.Option(-1, help="processes reading images ahead of the network (-1: 1 when there is more "
+                                "than one batch, else 0)"),
     smooth: bool = typer.Option(False, help="videos: steady keypoints over time with the One-Euro filter"),
     min_cutoff: float = typer.Option(1.0, help="One-Euro cutoff at rest, Hz (lower: steadier)"),
     beta: float = typer.Option(0.01, help="One-Euro speed coefficient (higher: less lag)"),
@@ -99,7 +101,8 @@ def predict(
             console.print(f"[bold]{label}[/bold] #{n} score {sc.mean():.3f}: {pts}", soft_wrap=True)
 
     n_images = 0
-    for res in predictor.predict_paths(paths, on_error=lambda path, err: report(str(err))):
+    workers = (1 if len(paths) > batch_size else 0) if workers < 0 else workers
+    for res in predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers):
         n_images += 1
         entries.extend(res.to_coco())
         show(res, res.file_name)

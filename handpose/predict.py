@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,30 @@ class Predictor:
     def skeleton(self):
         return self.bundle.skeleton
 
+    def prepare(self, image: np.ndarray, box: np.ndarray | None = None, name: str = "") -> _Prepared:
+        """Letterbox one RGB ``(H, W, 3)`` uint8 image (or its ``box``) into the model input and normalise it.
+
+        Raises:
+            HandposeError: not an ``(H, W, 3)`` array.
+        """
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise HandposeError(f"{name or 'image'}: expected (H, W, 3) RGB, got shape {image.shape}")
+        b = self.bundle
+        box = np.asarray(box, np.float32) if box is not None else full_image_box(image.shape[1], image.shape[0])
+        M = box_to_input_affine(box, b.input_size)
+        tensor = normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std)
+        return _Prepared(tensor, M, box, (image.shape[1], image.shape[0]), name)
+
     @torch.inference_mode()
+    def run(self, prepared: Sequence[_Prepared]) -> list[Result]:
+        """Forward and decode prepared images (one batch), keypoints mapped back to original pixels."""
+        if not prepared:
+            return []
+        xy, scores = self.bundle.codec.decode(self.forward(torch.stack([p.tensor for p in prepared])), self.decode)
+        xy, scores = xy.numpy(), scores.numpy().astype(np.float32)
+        return [Result(p.name, apply_affine(invert_affine(p.affine), xy[j])[None], scores[j][None], p.box[None],
+                       p.image_size, self.bundle.skeleton) for j, p in enumerate(prepared)]
+
     def predict_arrays(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None,
                        names: Sequence[str] | None = None) -> list[Result]:
         """Predict RGB ``(H, W, 3)`` uint8 images (one instance each, in ``boxes`` or the whole image).
@@ -99,54 +123,74 @@ class Predictor:
 
         Returns:
             One :class:`Result` per image, ``N = 1``.
+
+        Raises:
+            HandposeError: an array that is not ``(H, W, 3)``.
         """
-        b = self.bundle
-        size = b.input_size
-        results: list[Result] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            tensors, mats, used = [], [], []
-            for j, img in enumerate(chunk):
-                if img.ndim != 3 or img.shape[2] != 3:
-                    raise HandposeError(f"image {start + j}: expected (H, W, 3) RGB, got shape {img.shape}")
-                box = boxes[start + j] if boxes is not None and boxes[start + j] is not None else None
-                box = np.asarray(box, np.float32) if box is not None else full_image_box(img.shape[1], img.shape[0])
-                M = box_to_input_affine(box, size)
-                tensors.append(normalise(warp_to_input(img, M, size, b.pad_mode), b.mean, b.std))
-                mats.append(M)
-                used.append(box)
-            xy, scores = b.codec.decode(self.forward(torch.stack(tensors)), self.decode)
-            xy, scores = xy.numpy(), scores.numpy()
-            for j, img in enumerate(chunk):
-                kp = apply_affine(invert_affine(mats[j]), xy[j])
-                results.append(Result(names[start + j] if names else "", kp[None], scores[j][None].astype(np.float32),
-                                      used[j][None], (img.shape[1], img.shape[0]), b.skeleton))
-        return results
+        prepared = [self.prepare(img, boxes[i] if boxes is not None else None, names[i] if names else "")
+                    for i, img in enumerate(images)]
+        return [r for i in range(0, len(prepared), self.batch_size)
+                for r in self.run(prepared[i:i + self.batch_size])]
 
     def predict_paths(self, paths: Sequence[str | Path], boxes: Sequence[np.ndarray | None] | None = None,
                       on_error: Callable[[Path, HandposeError], None] | None = None,
-                      exif_transpose: bool = True) -> Iterator[Result]:
+                      exif_transpose: bool = True, workers: int = 0) -> Iterator[Result]:
         """Predict image files in batches; unreadable files are passed to ``on_error`` (or raised if None).
 
-        ``exif_transpose`` turns photos upright by their EXIF tag; keep it False when ``boxes`` or labels refer to
-        the stored pixel grid.
+        Args:
+            exif_transpose: turn photos upright by their EXIF tag; keep it False when ``boxes`` or labels refer to
+                the stored pixel grid.
+            workers: processes that read and letterbox the next files while the network runs (0: in this one).
 
         Yields:
             A :class:`Result` per readable file, in order.
         """
-        for start in range(0, len(paths), self.batch_size):
-            imgs, names, bxs = [], [], []
-            for k, p in enumerate(paths[start:start + self.batch_size]):
-                try:
-                    imgs.append(read_image(p, exif_transpose=exif_transpose))
-                except HandposeError as e:
+        files = _Files(self, list(paths), boxes, exif_transpose)
+        loader = torch.utils.data.DataLoader(files, batch_size=self.batch_size, num_workers=workers,
+                                             collate_fn=list)
+        for batch in loader:
+            good = []
+            for item in batch:
+                if isinstance(item, _Failed):
                     if on_error is None:
-                        raise
-                    on_error(Path(p), e)
-                    continue
-                names.append(str(p))
-                bxs.append(boxes[start + k] if boxes is not None else None)
-            yield from self.predict_arrays(imgs, bxs, names)
+                        raise item.error
+                    on_error(item.path, item.error)
+                else:
+                    good.append(item)
+            yield from self.run(good)
+
+
+@dataclass
+class _Prepared:
+    tensor: torch.Tensor
+    affine: np.ndarray
+    box: np.ndarray
+    image_size: tuple[int, int]
+    name: str
+
+
+@dataclass
+class _Failed:
+    path: Path
+    error: HandposeError
+
+
+class _Files(torch.utils.data.Dataset):
+    """Reads and prepares image files (in DataLoader workers when asked); a bad file becomes a ``_Failed``."""
+
+    def __init__(self, predictor: Predictor, paths: list, boxes, exif_transpose: bool):
+        self.predictor, self.paths, self.boxes, self.exif = predictor, paths, boxes, exif_transpose
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        p = self.paths[i]
+        try:
+            img = read_image(p, exif_transpose=self.exif)
+            return self.predictor.prepare(img, self.boxes[i] if self.boxes is not None else None, str(p))
+        except HandposeError as e:
+            return _Failed(Path(p), e)
 
 
 def predict(inputs: str | Path | np.ndarray | Sequence, model: ModelBundle | str | Path | None = None,

@@ -79,3 +79,24 @@ def test_flip_test_is_mirror_equivariant():
             assert gap < 0.05
         else:  # a single pass is not
             assert gap > 0.05
+
+
+def test_worker_processes_give_the_same_results_and_report_bad_files(tmp_path):
+    import shutil
+
+    paths = []
+    for i, p in enumerate(sorted(EXAMPLES.glob("*.jpg")) * 2):
+        q = tmp_path / f"{i}.jpg"
+        shutil.copy(p, q)
+        paths.append(q)
+    paths[3].write_bytes(b"broken")
+    pred = handpose.Predictor(batch_size=3)
+    runs = {}
+    for workers in (0, 2):
+        errors = []
+        runs[workers] = list(pred.predict_paths(paths, on_error=lambda p, e, errs=errors: errs.append(p.name),
+                                                workers=workers))
+        assert errors == ["3.jpg"]
+    assert [r.file_name for r in runs[0]] == [r.file_name for r in runs[2]] and len(runs[0]) == 7
+    for a, b in zip(runs[0], runs[2], strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
