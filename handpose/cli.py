@@ -232,17 +232,28 @@ def export(
     model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file"),
     format: str = typer.Option("onnx", "--format", help="onnx (the only format so far)"),
     opset: int = typer.Option(17, help="ONNX opset"),
+    int8: Path = typer.Option(None, help="also write a static int8 model here (needs --calibration)"),
+    calibration: list[str] = typer.Option(None, help="images for int8 calibration (files, folders, globs)"),
 ) -> None:
     """Export a model to ONNX (dynamic batch, preprocessing in the metadata) and check it against PyTorch."""
-    from handpose.export import export_onnx
+    from handpose.data.image import read_image
+    from handpose.export import export_onnx, quantize_int8
+    from handpose.predict import expand_inputs
 
     try:
         if format != "onnx":
             raise HandposeError(f"--format {format!r}: only onnx is supported")
         diff = export_onnx(model, out, opset)
+        console.print(f"wrote {out}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
+        if int8 is not None:
+            paths, problems = expand_inputs(calibration or [])
+            if problems or not paths:
+                raise HandposeError("--int8 needs --calibration images: " + "; ".join(m for _, m in problems))
+            quantize_int8(out, int8, [read_image(p) for p in paths])
+            console.print(f"wrote {int8} (int8, calibrated on {len(paths)} images); measure its accuracy with "
+                          f"`handpose evaluate --model {int8}`")
     except HandposeError as e:
         _fail(e)
-    console.print(f"wrote {out}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
 
 
 @app.command()

@@ -54,6 +54,51 @@ def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset:
     return float(np.abs(out - ref).max())
 
 
+def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_images: list[np.ndarray],
+                  bundle: ModelBundle | None = None) -> Path:
+    """Static int8 quantisation with onnxruntime's tools (QDQ format, per-channel weights, min-max calibration).
+
+    Args:
+        onnx_path: a model written by :func:`export_onnx` (its metadata is kept).
+        out_path: the quantised ``.onnx`` file.
+        calibration_images: RGB ``(H, W, 3)`` uint8 images, prepared exactly as for prediction; a few dozen
+            typical images are enough.
+        bundle: the model's metadata (default: read from ``onnx_path``).
+
+    Raises:
+        HandposeError: no calibration images, or onnxruntime missing.
+    """
+    try:
+        from onnxruntime import quantization as q
+    except ImportError as e:
+        raise HandposeError("int8 quantisation needs onnxruntime: pip install 'handpose[onnx]'") from e
+    if not calibration_images:
+        raise HandposeError("int8 quantisation needs calibration images")
+    from handpose.predict import Predictor
+
+    predictor = Predictor(bundle or load_onnx(onnx_path))
+    batches = [{"image": predictor.prepare(img).tensor[None].numpy()} for img in calibration_images]
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q.quantize_static(str(onnx_path), str(out_path), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    import onnx
+
+    src, dst = onnx.load(str(onnx_path)), onnx.load(str(out_path))
+    for prop in src.metadata_props:
+        if prop.key == METADATA_KEY and not any(p.key == METADATA_KEY for p in dst.metadata_props):
+            entry = dst.metadata_props.add()
+            entry.key, entry.value = prop.key, prop.value
+    onnx.save(dst, str(out_path))
+    return Path(out_path)
+
+
 class OnnxNetwork:
     """An onnxruntime session behind the network interface: ``(B, 3, H, W)`` tensor in, output tensor out.
 

@@ -58,3 +58,17 @@ def test_bad_onnx_files(tmp_path):
     onnx.checker.check_model(str(plain))
     with pytest.raises(HandposeError, match="lacks the handpose preprocessing metadata"):
         load_model(plain)
+
+
+def test_int8_quantisation_stays_close(tmp_path):
+    out, q8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
+    r = CliRunner().invoke(app, ["export", str(out), "--int8", str(q8), "--calibration", str(EXAMPLES[0].parent)])
+    assert r.exit_code == 0, r.output
+    images = [read_image(p) for p in EXAMPLES]
+    a = Predictor(load_model(out)).predict_arrays(images)
+    b = Predictor(load_model(q8)).predict_arrays(images)
+    gaps = [np.median(np.linalg.norm(x.keypoints - y.keypoints, axis=-1)) for x, y in zip(a, b, strict=True)]
+    assert max(gaps) < 3.0  # px of the 256x256 photos
+    assert q8.stat().st_size < 0.5 * out.stat().st_size
+    r = CliRunner().invoke(app, ["export", str(out), "--int8", str(q8)])
+    assert r.exit_code == 2 and "calibration" in r.output
