@@ -1,13 +1,15 @@
-"""Inference latency and training throughput on this machine; prints a table and one JSON line.
+"""Inference speed of every single-instance model in the zoo with each runtime, and training throughput.
 
-    python benchmarks/bench_speed.py [--freihand ../shared/data/hgcnn-freihand]
+    python benchmarks/bench_speed.py [--freihand ../shared/data/hgcnn-freihand] [--runs 50]
 
-Latency: batch 1, one 256x256 real photo to keypoints in original pixels (read excluded; warp, normalise, forward,
-decode, map back included), median of 50 runs after 5 warm-up runs; also the network forward alone.
-Training: images/s of one optimisation step (forward, IoU loss, backward, Adam) at batch 32 on real augmented
-crops, median of 8 steps, each model in a fresh process with and without the glibc allocator tuning of
-``handpose.runtime.tune_malloc``. The loader column is the rate at which one process produces augmented,
-encoded samples.
+Inference: for each model (the bundled one trained; the others untrained, same 128x128 pipeline) and runtime
+(PyTorch eager, PyTorch channels-last, onnxruntime): parameters, GFLOPs per image (torch's FLOP counter,
+multiply-add = 2 FLOPs), median and 90th-percentile latency at batch 1 for one 256x256 photo to keypoints
+(letterbox, normalise, network, decode, map back; the image already decoded), throughput at batch 32, and the
+achieved GFLOP/s at batch 32 as a share of this machine's float32 peak, measured in the same run as a 2048^3
+matrix product. Training: images/s of one optimisation step at batch 32 on real augmented crops, each model in a
+fresh process with and without the glibc allocator tuning of ``handpose.runtime.tune_malloc``, and the loader's
+images/s (one process producing augmented, encoded samples). Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -18,40 +20,116 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("resunet", "shallow_unet")
+INFER_MODELS = ("bundled", "shallow_unet", "resnet18_heatmap", "resnet18_regression", "mobilenet_v2_heatmap")
+TRAIN_MODELS = ("resunet", "shallow_unet")
 
 
-def _batch(root: Path, model_name: str, batch: int):
+def peak_gflops(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / min(times) / 1e9
+
+
+def bundle_for(name: str):
+    from handpose import load_model
+    from handpose.codecs import make_codec
+    from handpose.models import create_model
+    from handpose.models.zoo import output_kind
+
+    bundle = load_model()
+    if name == "bundled":
+        return bundle, f"bundled ({bundle.arch})"
+    net = create_model(name, bundle.skeleton.num_keypoints, (128, 128)).eval()
+    bundle.network, bundle.arch = net, name
+    bundle.codec = make_codec(output_kind(net), (128, 128), getattr(net, "stride", 1) or 1, 2.0)
+    return bundle, name
+
+
+def gflops(net, size=(128, 128)) -> float:
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        net(torch.zeros(1, 3, size[1], size[0]))
+    return fc.get_total_flops() / 1e9
+
+
+def time_predictor(pred, image: np.ndarray, runs: int) -> tuple[float, float, float]:
+    """(median ms, p90 ms) at batch 1 and images/s at batch 32."""
+    for _ in range(3):
+        pred.predict_arrays([image])
+    t1 = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        pred.predict_arrays([image])
+        t1.append(1000 * (time.perf_counter() - t))
+    batch = [image] * 32
+    pred.batch_size = 32
+    pred.predict_arrays(batch)
+    tb = []
+    for _ in range(max(2, runs // 10)):
+        t = time.perf_counter()
+        pred.predict_arrays(batch)
+        tb.append(time.perf_counter() - t)
+    pred.batch_size = 1
+    return float(np.median(t1)), float(np.percentile(t1, 90)), 32 / float(np.median(tb))
+
+
+def inference_rows(image: np.ndarray, runs: int, peak: float) -> list[dict]:
+    from handpose import Predictor
+    from handpose.export import export_onnx, load_onnx
+
+    rows = []
+    tmp = Path(tempfile.mkdtemp())
+    for name in INFER_MODELS:
+        bundle, label = bundle_for(name)
+        params = sum(p.numel() for p in bundle.network.parameters()) / 1e6
+        gf = gflops(bundle.network)
+        onnx_path = tmp / f"{name}.onnx"
+        export_onnx(bundle, onnx_path)
+        runners = {"torch eager": Predictor(bundle, 1),
+                   "onnxruntime": Predictor(load_onnx(onnx_path), 1)}
+        for runtime, pred in runners.items():
+            med, p90, thr = time_predictor(pred, image, runs)
+            rows.append({"model": label, "runtime": runtime, "params_m": params, "gflops": gf, "median_ms": med,
+                         "p90_ms": p90, "batch32_img_s": thr, "peak_share": gf * thr / peak})
+        cl_bundle, _ = bundle_for(name)
+        med, p90, thr = time_predictor(Predictor(cl_bundle, 1, channels_last=True), image, runs)
+        rows.insert(-1, {"model": label, "runtime": "torch channels-last", "params_m": params, "gflops": gf,
+                         "median_ms": med, "p90_ms": p90, "batch32_img_s": thr, "peak_share": gf * thr / peak})
+    return rows
+
+
+def train_rate(root: Path, model_name: str, tune: bool, batch: int = 32, steps: int = 6) -> dict:
+    """Images/s of training steps (run in a fresh process: the allocator setting is process-wide)."""
     from handpose import HAND21
     from handpose.codecs.heatmap import HeatmapCodec
     from handpose.data import load_freihand
     from handpose.data.dataset import KeypointDataset
     from handpose.data.transforms import AugmentConfig
-    from handpose.models import create_model
-
-    model = create_model(model_name, 21)
-    codec = HeatmapCodec((128, 128), model.stride, 1.5 if model.stride > 1 else 2.5)
-    ds = KeypointDataset(load_freihand(root, "train", limit=64), HAND21, codec, augment=AugmentConfig())
-    t = time.perf_counter()
-    samples = [ds[i % len(ds)] for i in range(batch)]
-    loader_rate = batch / (time.perf_counter() - t)
-    return model, torch.utils.data.default_collate(samples), loader_rate
-
-
-def train_rate(root: Path, model_name: str, tune: bool, batch: int = 32, steps: int = 8) -> dict:
-    """Images/s of training steps (run in a fresh process: the allocator setting is process-wide)."""
     from handpose.losses import iou_loss
+    from handpose.models import create_model
     from handpose.runtime import tune_malloc
 
     tuned = tune_malloc(tune)
-    model, b, loader_rate = _batch(root, model_name, batch)
+    model = create_model(model_name, 21)
+    codec = HeatmapCodec((128, 128), model.stride, 1.5 if model.stride > 1 else 2.5)
+    ds = KeypointDataset(load_freihand(root, "train", limit=64), HAND21, codec, augment=AugmentConfig(rotate=180))
+    t = time.perf_counter()
+    samples = [ds[i % len(ds)] for i in range(batch)]
+    loader_rate = batch / (time.perf_counter() - t)
+    b = torch.utils.data.default_collate(samples)
     opt = torch.optim.Adam(model.parameters())
     model.train()
     times = []
@@ -66,64 +144,44 @@ def train_rate(root: Path, model_name: str, tune: bool, batch: int = 32, steps: 
             "loader_img_s": loader_rate}
 
 
-def latency(model_name: str | None, image: np.ndarray, runs: int = 50) -> dict:
-    from handpose import Predictor, load_model
-    from handpose.models import create_model
-
-    if model_name is None:
-        bundle = load_model()
-        label = f"bundled ({bundle.arch})"
-    else:  # same pipeline with an untrained network of another architecture (speed only)
-        bundle = load_model()
-        bundle.network = create_model(model_name, 21).eval()
-        from handpose.codecs.heatmap import HeatmapCodec
-
-        bundle.codec = HeatmapCodec((128, 128), bundle.network.stride, 2.5)
-        label = model_name
-    pred = Predictor(bundle, batch_size=1)
-    x = torch.randn(1, 3, 128, 128)
-    full, net = [], []
-    with torch.inference_mode():
-        for i in range(runs + 5):
-            t = time.perf_counter()
-            pred.predict_arrays([image])
-            t1 = time.perf_counter()
-            bundle.network(x)
-            t2 = time.perf_counter()
-            if i >= 5:
-                full.append(t1 - t)
-                net.append(t2 - t1)
-    return {"model": label, "latency_ms": 1000 * float(np.median(full)), "forward_ms": 1000 * float(np.median(net))}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--freihand", type=Path, default=REPO.parent / "shared" / "data" / "hgcnn-freihand")
+    ap.add_argument("--runs", type=int, default=50, help="batch-1 runs per model and runtime")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(train_rate(args.freihand, args.child[0], args.child[1] == "1")))
         return
     from handpose.data.image import read_image
+    from handpose.runtime import tune_malloc
 
+    tune_malloc()
+    peak = peak_gflops()
     image = read_image(REPO / "examples" / "hands" / "hgcnn_460.jpg")
-    lat = [latency(None, image)] + [latency(m, image) for m in MODELS]
+    rows = inference_rows(image, args.runs, peak)
     rates = []
-    for m in MODELS:
+    for m in TRAIN_MODELS:
         for tune in ("0", "1"):
             out = subprocess.run([sys.executable, __file__, "--freihand", str(args.freihand), "--child", m, tune],
-                                 capture_output=True, text=True, check=True, env={**os.environ})
+                                 capture_output=True, text=True, check=True)
             rates.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"\n{'inference (batch 1, 256x256 photo)':40s} {'median ms':>10s} {'forward ms':>11s}")
-    for r in lat:
-        print(f"{r['model']:40s} {r['latency_ms']:10.2f} {r['forward_ms']:11.2f}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads); float32 matmul peak {peak:.0f} GFLOP/s")
+    print(f"\n{'model':28s} {'runtime':20s} {'params M':>8s} {'GFLOPs':>7s} {'median ms':>9s} {'p90 ms':>7s} "
+          f"{'b32 img/s':>9s} {'% peak':>7s}")
+    for r in rows:
+        print(f"{r['model']:28s} {r['runtime']:20s} {r['params_m']:8.2f} {r['gflops']:7.3f} {r['median_ms']:9.2f} "
+              f"{r['p90_ms']:7.2f} {r['batch32_img_s']:9.1f} {100 * r['peak_share']:7.1f}")
     print(f"\n{'training (batch 32, 128x128)':30s} {'malloc tuned':>12s} {'step img/s':>11s} {'loader img/s':>13s}")
     for r in rates:
         print(f"{r['model']:30s} {str(r['malloc_tuned']):>12s} {r['train_img_s']:11.1f} {r['loader_img_s']:13.1f}")
     train = {f"{r['model']}{'+malloc' if r['malloc_tuned'] else ''}": round(r["train_img_s"], 1) for r in rates}
-    print(json.dumps({"latency_ms": {r["model"]: round(r["latency_ms"], 3) for r in lat}, "train_img_s": train}))
+    print(json.dumps({"peak_gflops": round(peak, 1),
+                      "inference": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+                                    for r in rows],
+                      "train_img_s": train,
+                      "loader_img_s": round(float(np.mean([r["loader_img_s"] for r in rates])), 1)}))
 
 
 if __name__ == "__main__":

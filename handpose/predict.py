@@ -60,12 +60,16 @@ class Predictor:
         decode: heatmap decoding method (default: the model's).
         flip_test: also run the mirrored image and average the two outputs (Simple Baselines' flip test; the
             Skeleton's flip permutation re-indexes the mirrored output). Twice the compute.
+        channels_last: run a PyTorch network in the channels-last memory format (often faster on CPUs).
     """
 
     def __init__(self, model: ModelBundle | str | Path | None = None, batch_size: int = 32, decode: str | None = None,
-                 flip_test: bool = False):
+                 flip_test: bool = False, channels_last: bool = False):
         self.bundle = model if isinstance(model, ModelBundle) else load_model(model)
         self.bundle.network.eval()
+        self.channels_last = channels_last and isinstance(self.bundle.network, torch.nn.Module)
+        if self.channels_last:
+            self.bundle.network.to(memory_format=torch.channels_last)
         self.batch_size = max(1, int(batch_size))
         self.decode = decode
         self.flip_test = flip_test
@@ -73,6 +77,8 @@ class Predictor:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Network output for a normalised ``(B, 3, H, W)`` batch, averaged with the mirrored pass when
         ``flip_test`` is on (heatmaps mirrored back; regression x negated, in [-1, 1] units)."""
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         out = self.bundle.network(batch)
         if not self.flip_test:
             return out
