@@ -23,8 +23,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.dev
 	$(PY) -m pytest -p no:logging
 
-bench: $(VENV)/.dev
+# MediaPipe only in the benchmark's own environment (its wheel carries its models and runs offline).
+.venv-mediapipe/.installed:
+	$(PYTHON) -m venv .venv-mediapipe
+	.venv-mediapipe/bin/pip -q --disable-pip-version-check install mediapipe==0.10.21
+	touch $@
+
+bench: $(VENV)/.dev .venv-mediapipe/.installed
 	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_mediapipe.py --mediapipe-python .venv-mediapipe/bin/python
 	$(PY) benchmarks/bench_models.py
 
 # The small-data tutorial on 60 real photos with 12 keypoints; ends with one JSON line of its figures.
