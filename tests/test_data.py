@@ -116,3 +116,37 @@ def test_coco_bad_inputs(tmp_path, hands_coco, mutate, match):
     p, images = _write_coco(tmp_path, hands_coco, mutate)
     with pytest.raises(HandposeError, match=match):
         load_coco(p, images)
+
+
+def test_coco_per_image_with_ignore_regions_and_crowd_only_images(tmp_path):
+    from tests.conftest import DATA
+
+    ann = DATA / "coco-person-mini" / "annotations" / "person_keypoints_train2017.json"
+    if not ann.is_file():
+        pytest.skip("coco-person-mini not present")
+    data = json.loads(ann.read_text())
+    records, skeleton = load_coco(ann, ann.parent.parent / "train2017", per_instance=False)
+    assert skeleton.name == "coco17" and len(records) == 28
+    assert sum(r.keypoints.shape[0] for r in records) == 86  # the data README's count of labelled people
+    assert sum(len(r.ignore_boxes) for r in records) == 61   # people without keypoints and crowds
+    # an image whose only annotation is a crowd: a record with no instances and one ignore box
+    img = data["images"][0]
+    crowd = {"id": 1, "image_id": img["id"], "category_id": 1, "iscrowd": 1, "num_keypoints": 0,
+             "keypoints": [0] * 51, "bbox": [1, 2, 30, 40], "area": 1200}
+    p = tmp_path / "crowd.json"
+    p.write_text(json.dumps({"images": [img], "annotations": [crowd], "categories": data["categories"]}))
+    (r,), _ = load_coco(p, ann.parent.parent / "train2017", per_instance=False)
+    assert r.keypoints.shape == (0, 17, 2) and r.ignore_boxes.tolist() == [[1, 2, 30, 40]]
+
+
+def test_coco_keypoint_outside_image_is_named(tmp_path, hands_coco):
+    ann, images = hands_coco
+    data = json.loads(ann.read_text())
+    a = data["annotations"][4]
+    im = next(i for i in data["images"] if i["id"] == a["image_id"])
+    a["keypoints"][0] = im["width"] + 50.0
+    a["keypoints"][2] = 2
+    p = tmp_path / "ann.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(HandposeError, match=r"\(index 4\): keypoint 0 at .* lies outside its \d+x\d+ image"):
+        load_coco(p, images)

@@ -59,6 +59,20 @@ def expand_box(box: np.ndarray, margin: float) -> np.ndarray:
     return np.array([cx - side / 2.0, cy - side / 2.0, side, side], dtype=np.float32)
 
 
+def _check_inside(kpv: np.ndarray, image: dict, where: str, tolerance: float = 1.0) -> None:
+    """Raise if a labelled keypoint lies outside the image (when the json gives its width and height)."""
+    w, h = image.get("width"), image.get("height")
+    if not w or not h:
+        return
+    labelled = kpv[:, 2] > 0
+    x, y = kpv[:, 0], kpv[:, 1]
+    out = labelled & ((x < -tolerance) | (y < -tolerance) | (x > w + tolerance) | (y > h + tolerance))
+    if out.any():
+        j = int(np.argmax(out))
+        raise HandposeError(f"{where}: keypoint {j} at ({x[j]:.1f}, {y[j]:.1f}) lies outside its "
+                            f"{w}x{h} image {image.get('file_name')}")
+
+
 def load_coco(
     json_path: str | Path,
     image_dir: str | Path,
@@ -78,15 +92,17 @@ def load_coco(
         margin: for ``per_instance``, the crop box is the annotation ``bbox`` grown by this share of its longer
             side on each side and made square.
         per_instance: one record per annotation with its crop box (single-instance models), or one record per
-            image with all its instances (bottom-up models).
+            image with all its instances (bottom-up models; an image whose annotations are all crowd or unlabelled
+            gives a record with no instances, and those annotations' boxes become ``ignore_boxes``).
         min_keypoints: skip annotations with fewer labelled keypoints (and crowd annotations).
 
     Returns:
         ``(records, skeleton)``; keypoints ``(N, K, 2)`` pixels, visibility ``(N, K)`` COCO 0/1/2.
 
     Raises:
-        HandposeError: a keypoint count that disagrees with the Skeleton, NaN coordinates, an empty or
-            missing ``bbox``, an annotation naming an unknown image, a missing image file, or no usable records.
+        HandposeError: a keypoint count that disagrees with the Skeleton, NaN coordinates, a labelled keypoint
+            outside its image, an empty or missing ``bbox``, an annotation naming an unknown image, a missing image
+            file, or no usable records.
     """
     json_path, image_dir = Path(json_path), Path(image_dir)
     data = read_coco_json(json_path)
@@ -96,14 +112,26 @@ def load_coco(
         category_id = next(c["id"] for c in data["categories"] if c.get("keypoints"))
     k = skeleton.num_keypoints
     images = {im["id"]: im for im in data["images"]}
-    by_image: dict[int, list[tuple[np.ndarray, np.ndarray, str]]] = {}
+    by_image: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    ignored: dict[int, list[list[float]]] = {}
     records: list[Record] = []
     checked: set[int] = set()
     for idx, ann in enumerate(data["annotations"]):
         if ann.get("category_id", category_id) != category_id:
             continue
         where = f"{json_path} annotation {ann.get('id', idx)} (index {idx})"
+        image = images.get(ann.get("image_id"))
+        if image is None:
+            raise HandposeError(f"{where}: image_id {ann.get('image_id')} is not in 'images'")
+        path = image_dir / image["file_name"]
+        if image["id"] not in checked:
+            if not path.is_file():
+                raise HandposeError(f"{where}: image file {path} not found")
+            checked.add(image["id"])
+        by_image.setdefault(image["id"], [])
         if ann.get("iscrowd", 0) or int(ann.get("num_keypoints", 1)) < min_keypoints:
+            if ann.get("bbox") is not None:
+                ignored.setdefault(image["id"], []).append([float(v) for v in ann["bbox"]])
             continue
         flat = ann.get("keypoints")
         if flat is None or len(flat) != 3 * k:
@@ -113,15 +141,10 @@ def load_coco(
         kpv = check_keypoints(np.asarray(flat, dtype=np.float32).reshape(k, 3), k, where)
         vis = kpv[:, 2].astype(np.uint8)
         if int((vis > 0).sum()) < min_keypoints:
+            if ann.get("bbox") is not None:
+                ignored.setdefault(image["id"], []).append([float(v) for v in ann["bbox"]])
             continue
-        image = images.get(ann.get("image_id"))
-        if image is None:
-            raise HandposeError(f"{where}: image_id {ann.get('image_id')} is not in 'images'")
-        path = image_dir / image["file_name"]
-        if image["id"] not in checked:
-            if not path.is_file():
-                raise HandposeError(f"{where}: image file {path} not found")
-            checked.add(image["id"])
+        _check_inside(kpv, image, where)
         kp = kpv[:, :2]
         if per_instance:
             bbox = ann.get("bbox")
@@ -130,10 +153,12 @@ def load_coco(
             records.append(Record(path, kp[None], vis[None], expand_box(np.asarray(bbox), margin),
                                   f"{json_path.name}#{ann.get('id', idx)}"))
         else:
-            by_image.setdefault(image["id"], []).append((kp, vis, str(ann.get("id", idx))))
+            by_image[image["id"]].append((kp, vis))
     if not per_instance:
         for image_id, insts in by_image.items():
             path = image_dir / images[image_id]["file_name"]
-            records.append(Record(path, np.stack([i[0] for i in insts]), np.stack([i[1] for i in insts]), None,
-                                  f"{json_path.name}@image{image_id}"))
+            kps = np.stack([i[0] for i in insts]) if insts else np.zeros((0, k, 2), np.float32)
+            vis = np.stack([i[1] for i in insts]) if insts else np.zeros((0, k), np.uint8)
+            boxes = np.asarray(ignored.get(image_id, []), np.float32).reshape(-1, 4)
+            records.append(Record(path, kps, vis, None, f"{json_path.name}@image{image_id}", boxes))
     return check_not_empty(records, str(json_path)), skeleton

@@ -21,6 +21,8 @@ class Record:
         box: ``(4,)`` float32 ``[x, y, w, h]`` region of the image the model looks at (the hand box with its
             margin for single-hand models), or ``None`` for the whole image.
         record_id: a name for messages and reports, e.g. ``"training_xyz.json[17]"``.
+        ignore_boxes: ``(M, 4)`` ``[x, y, w, h]`` regions whose people are not labelled (COCO crowd or
+            unlabelled annotations): bottom-up training masks them out of the loss.
     """
 
     image_path: Path
@@ -28,9 +30,12 @@ class Record:
     visible: np.ndarray
     box: np.ndarray | None = None
     record_id: str = ""
+    ignore_boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+        if self.ignore_boxes is not None:
+            self.ignore_boxes = np.asarray(self.ignore_boxes, dtype=np.float32).reshape(-1, 4)
         if self.keypoints.ndim == 2:
             self.keypoints = self.keypoints[None]
         self.visible = np.asarray(self.visible, dtype=np.uint8).reshape(self.keypoints.shape[:2])
