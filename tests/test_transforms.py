@@ -70,7 +70,13 @@ def test_augmentation_moves_keypoints_with_image(seed):
     three = Skeleton("three", ("a", "b", "c"), ((0, 1), (1, 2)))
     aug = Augmenter(AugmentConfig(rotate=40, scale=0.2, translate=0.05, flip=0.5, colour=0.0,
                                   perspective=0.08 if seed % 2 else 0.0), three)
-    out, kp, vis = aug(img, pts, np.full((1, 3), 2))
+    mask = np.zeros((128, 128), np.uint8)
+    mask[30:50, 30:50] = 1  # an ignore region around keypoint 0 must move with it
+    out, kp, vis, mask_out = aug(img, pts, np.full((1, 3), 2), 1 - mask)
+    if vis[0, 0] and 5 < kp[0, 0, 0] < 123 and 5 < kp[0, 0, 1] < 123:
+        x, y = (int(round(v)) for v in kp[0, 0])
+        assert mask_out[y, x] == 0
+    assert mask_out.max() == 1  # borders brought in count
     for p, v in zip(kp[0], vis[0], strict=True):
         if v and 5 < p[0] < 123 and 5 < p[1] < 123:
             assert np.abs(_centroid(out, p) - p).max() < 1.0
@@ -83,7 +89,7 @@ def test_flip_swaps_left_and_right():
     aug = Augmenter(AugmentConfig(rotate=0, scale=0, translate=0, flip=1.0, colour=0), COCO17)
     vis = np.full((1, 17), 2, np.uint8)
     vis[0, 5] = 1
-    _, out, v = aug(np.zeros((128, 128, 3), np.uint8), kp, vis)
+    _, out, v, _ = aug(np.zeros((128, 128, 3), np.uint8), kp, vis)
     # the new left shoulder (5) is the old right shoulder (6) mirrored: x' = 127 - x
     assert out[0, 5, 0] == pytest.approx(127 - kp[0, 6, 0])
     assert out[0, 6, 0] == pytest.approx(127 - kp[0, 5, 0])

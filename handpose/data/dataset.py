@@ -112,7 +112,7 @@ class KeypointDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         img, kp, vis = self.raw(index)
         if self.augmenter is not None:
-            img, kp, vis = self.augmenter(img, kp, vis)
+            img, kp, vis, _ = self.augmenter(img, kp, vis)
         target, weights = self.codec.encode(kp[0], vis[0])
         return {
             "image": normalise(img, self.mean, self.std),

@@ -116,10 +116,10 @@ class Augmenter:
         if cfg.rotate or cfg.scale or cfg.translate:
             ops.append(A.Affine(scale=(1 - cfg.scale, 1 + cfg.scale), rotate=(-cfg.rotate, cfg.rotate),
                                 translate_percent=(-cfg.translate, cfg.translate), border_mode=cv2.BORDER_CONSTANT,
-                                fill=0, p=1.0))
+                                fill=0, fill_mask=1, p=1.0))
         if cfg.perspective:
             ops.append(A.Perspective(scale=(0.0, cfg.perspective), keep_size=True, fit_output=False,
-                                     border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0))
+                                     border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=1, p=1.0))
         if cfg.flip:
             ops.append(A.HorizontalFlip(p=cfg.flip))
         if cfg.colour:
@@ -130,13 +130,18 @@ class Augmenter:
         self.pipeline = A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
                                   save_applied_params=True)
 
-    def __call__(self, image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray):
-        """Augment one input-size image and its ``(N, K, 2)`` keypoints; returns ``(image, keypoints, visible)``.
+    def __call__(self, image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,
+                 mask: np.ndarray | None = None):
+        """Augment one input-size image, its ``(N, K, 2)`` keypoints and optionally a ``(H, W)`` uint8 loss mask
+        (1 = counts; area moved in from outside counts).
 
-        Keypoints that leave the image get visibility 0.
+        Returns:
+            ``(image, keypoints, visible, mask)``; keypoints that leave the image get visibility 0; ``mask`` is
+            None when none was given.
         """
         n, k = keypoints.shape[:2]
-        out = self.pipeline(image=image, keypoints=keypoints.reshape(-1, 2))
+        extra = {"mask": mask} if mask is not None else {}
+        out = self.pipeline(image=image, keypoints=keypoints.reshape(-1, 2), **extra)
         kp = np.asarray(out["keypoints"], dtype=np.float32).reshape(n, k, 2)
         vis = visible.copy()
         if any(name == "HorizontalFlip" for name, _ in out.get("applied_transforms", [])):
@@ -144,4 +149,4 @@ class Augmenter:
         h, w = out["image"].shape[:2]
         inside = (kp[..., 0] >= -0.5) & (kp[..., 0] <= w - 0.5) & (kp[..., 1] >= -0.5) & (kp[..., 1] <= h - 0.5)
         vis[~inside] = 0
-        return out["image"], kp, vis
+        return out["image"], kp, vis, out.get("mask")

@@ -1,0 +1,137 @@
+"""The torch Dataset for bottom-up models: whole images with every instance, ignore masks, mosaics."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from handpose.codecs.paf import PafCodec
+from handpose.data.dataset import normalise
+from handpose.data.image import read_image
+from handpose.data.records import Record
+from handpose.data.transforms import (
+    AugmentConfig,
+    Augmenter,
+    apply_affine,
+    box_to_input_affine,
+    full_image_box,
+    warp_to_input,
+)
+from handpose.errors import HandposeError
+from handpose.skeleton import Skeleton
+
+
+def ignore_mask(height: int, width: int, boxes: np.ndarray | None) -> np.ndarray:
+    """``(H, W)`` uint8 loss mask: 1 everywhere but inside the ``[x, y, w, h]`` boxes (0)."""
+    mask = np.ones((height, width), np.uint8)
+    for x, y, w, h in np.asarray(boxes if boxes is not None else [], np.float32).reshape(-1, 4):
+        x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+        mask[y0:int(np.ceil(y + h)), x0:int(np.ceil(x + w))] = 0
+    return mask
+
+
+def place(record: Record, size: tuple[int, int], pad_mode: str = "constant"
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Letterbox a record's box (or whole image) into ``size``, with its ignore mask.
+
+    Returns:
+        ``image`` ``(h, w, 3)``, ``keypoints`` ``(N, K, 2)`` in the placed image, ``mask`` ``(h, w)`` uint8.
+
+    Raises:
+        HandposeError: the image cannot be read (the message names the record).
+    """
+    try:
+        img = read_image(record.image_path)
+    except HandposeError as e:
+        raise HandposeError(f"record {record.record_id}: {e}") from e
+    box = record.box if record.box is not None else full_image_box(img.shape[1], img.shape[0])
+    M = box_to_input_affine(box, size)
+    mask = ignore_mask(img.shape[0], img.shape[1], record.ignore_boxes)
+    mask = cv2.warpAffine(mask, M, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
+    return warp_to_input(img, M, size, pad_mode), apply_affine(M, record.keypoints), mask
+
+
+def mosaic(records: list[Record], input_size: tuple[int, int], pad_mode: str = "constant"
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Compose 4 records into one 2x2 image (each letterboxed into a quarter), carrying all their labels.
+
+    Turns single-instance photos (e.g. FreiHAND-style hand crops) into multi-instance training images.
+
+    Returns:
+        ``image`` ``(H, W, 3)``, ``keypoints`` ``(N, K, 2)``, ``visible`` ``(N, K)``, ``mask`` ``(H, W)``.
+    """
+    w, h = input_size
+    cw, ch = w // 2, h // 2
+    image = np.zeros((h, w, 3), np.uint8)
+    mask = np.ones((h, w), np.uint8)
+    kps, vis = [], []
+    for i, r in enumerate(records[:4]):
+        ox, oy = (i % 2) * cw, (i // 2) * ch
+        img, kp, m = place(r, (cw, ch), pad_mode)
+        image[oy:oy + ch, ox:ox + cw] = img
+        mask[oy:oy + ch, ox:ox + cw] = m
+        kps.append(kp + np.float32((ox, oy)))
+        vis.append(r.visible)
+    return image, np.concatenate(kps), np.concatenate(vis), mask
+
+
+class BottomUpDataset(Dataset):
+    """Records (one per image, any number of instances) -> ``{"image", "heatmaps", "pafs", "mask", "index"}``.
+
+    Args:
+        records: per-image records (COCO ``per_instance=False``); ``ignore_boxes`` are masked out of the loss.
+        skeleton: must match the codec's.
+        codec: the :class:`PafCodec` (input size, stride, sigma, PAF width).
+        mean, std: per-channel normalisation in ``[0, 1]`` units.
+        augment: augmentation strengths (flips swap left and right by the Skeleton), or None.
+        mosaic_records: records to compose 2x2 mosaics from (e.g. single-hand photos), used with probability
+            ``mosaic_prob`` instead of ``records[index]``.
+        pad_mode: letterbox fill (``constant`` or ``border``).
+
+    Shapes:
+        ``image`` ``(3, H, W)``; ``heatmaps`` ``(K + 1, H/s, W/s)``; ``pafs`` ``(2 L, H/s, W/s)``; ``mask``
+        ``(1, H/s, W/s)`` in ``[0, 1]`` (the share of each cell that counts).
+    """
+
+    def __init__(self, records: list[Record], skeleton: Skeleton, codec: PafCodec, mean=(0.0, 0.0, 0.0),
+                 std=(1.0, 1.0, 1.0), augment: AugmentConfig | None = None, mosaic_records: list[Record] | None = None,
+                 mosaic_prob: float = 0.0, pad_mode: str = "constant"):
+        for r in list(records) + list(mosaic_records or []):
+            if r.keypoints.shape[1] != skeleton.num_keypoints:
+                raise HandposeError(f"record {r.record_id}: {r.keypoints.shape[1]} keypoints, skeleton "
+                                    f"{skeleton.name!r} has {skeleton.num_keypoints}")
+        self.records, self.skeleton, self.codec = records, skeleton, codec
+        self.mean, self.std = list(mean), list(std)
+        self.augmenter = Augmenter(augment, skeleton) if augment is not None else None
+        self.mosaic_records = list(mosaic_records or [])
+        self.mosaic_prob = mosaic_prob if self.mosaic_records else 0.0
+        self.pad_mode = pad_mode
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Un-normalised ``(image, keypoints (N, K, 2), visible (N, K), mask (H, W))`` at input size."""
+        if self.mosaic_prob and np.random.random() < self.mosaic_prob:
+            pick = np.random.choice(len(self.mosaic_records), size=4, replace=len(self.mosaic_records) < 4)
+            return mosaic([self.mosaic_records[i] for i in pick], self.codec.input_size, self.pad_mode)
+        r = self.records[index]
+        img, kp, mask = place(r, self.codec.input_size, pad_mode=self.pad_mode)
+        return img, kp, r.visible.copy(), mask
+
+    def __getitem__(self, index: int) -> dict:
+        img, kp, vis, mask = self.sample(index)
+        if self.augmenter is not None:
+            img, kp, vis, mask = self.augmenter(img, kp, vis, mask)
+        heatmaps, pafs = self.codec.encode(kp, vis)
+        w, h = self.codec.map_size
+        cell_mask = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        return {
+            "image": normalise(img, self.mean, self.std),
+            "heatmaps": torch.from_numpy(heatmaps),
+            "pafs": torch.from_numpy(pafs),
+            "mask": torch.from_numpy(cell_mask)[None],
+            "index": index,
+        }
