@@ -82,8 +82,9 @@ class ModelBundle:
         """
         try:
             skeleton = Skeleton.from_dict(d["skeleton"])
-            net = create_model(d["arch"], skeleton.num_keypoints, d["input_size"], **d.get("arch_kwargs", {}))
-            codec = make_codec(input_size=d["input_size"], **{"kind": "heatmap", **d["codec"]})
+            net = create_model(d["arch"], skeleton.num_keypoints, d["input_size"], num_limbs=len(skeleton.limbs),
+                               **d.get("arch_kwargs", {}))
+            codec = make_codec(input_size=d["input_size"], skeleton=skeleton, **{"kind": "heatmap", **d["codec"]})
             mean, std = list(d["mean"]), list(d["std"])
         except KeyError as e:
             raise HandposeError(f"{source}: not a handpose model file (missing {e})") from e

@@ -32,7 +32,10 @@ class TrainConfig:
             letterboxed into it, the border filled as ``pad_mode`` says (``constant`` black or ``border``).
         sigma: heatmap Gaussian sigma in heatmap cells; decode: ``subpixel``, ``average`` or ``argmax``.
         loss: heatmap models ``iou`` (the hand tutorial's) or ``mse``; regression models ``l1`` (the small-data
-            tutorial's) or ``mse``.
+            tutorial's) or ``mse``; bottom-up models ``l2`` (masked, summed over stages).
+        paf_width: bottom-up models: half-width of a limb's part affinity field, in cells.
+        mosaic_root, mosaic_prob: bottom-up models: a FreiHAND-layout folder whose train-split photos are composed
+            into 2x2 mosaics, used instead of a data set image with probability ``mosaic_prob``.
     Optimisation:
         optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
         limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
@@ -72,6 +75,9 @@ class TrainConfig:
     sigma: float = 1.5
     decode: str = "subpixel"
     loss: str = "iou"
+    paf_width: float = 1.0
+    mosaic_root: str = ""
+    mosaic_prob: float = 0.0
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -119,8 +125,9 @@ class TrainConfig:
             raise HandposeError(f"input_size must be [width, height] > 0, got {self.input_size}")
         if self.dataset not in ("freihand", "coco"):
             raise HandposeError(f"dataset must be 'freihand' or 'coco', got {self.dataset!r}")
-        if self.loss not in ("iou", "mse", "l1"):
-            raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps) or 'l1', 'mse' (regression), got {self.loss!r}")
+        if self.loss not in ("iou", "mse", "l1", "l2"):
+            raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps), 'l1', 'mse' (regression) or 'l2' (bottom-up), "
+                                f"got {self.loss!r}")
         if self.pad_mode not in ("constant", "border"):
             raise HandposeError(f"pad_mode must be 'constant' or 'border', got {self.pad_mode!r}")
         if self.schedule not in ("plateau", "onecycle"):

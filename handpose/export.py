@@ -151,7 +151,8 @@ def load_onnx(path: str | Path, threads: int = 0) -> ModelBundle:
         raise HandposeError(f"{path}: ONNX model file not found")
     net = OnnxNetwork(path, threads)
     d = net.metadata()
-    codec = make_codec(input_size=d["input_size"], **{"kind": "heatmap", **d["codec"]})
-    return ModelBundle(net, Skeleton.from_dict(d["skeleton"]), codec, d["mean"], d["std"], d["arch"],
+    skeleton = Skeleton.from_dict(d["skeleton"])
+    codec = make_codec(input_size=d["input_size"], skeleton=skeleton, **{"kind": "heatmap", **d["codec"]})
+    return ModelBundle(net, skeleton, codec, d["mean"], d["std"], d["arch"],
                        d.get("arch_kwargs", {}), {**d.get("card", {}), "runtime": "onnxruntime"},
                        d.get("pad_mode", "constant"))

@@ -54,4 +54,4 @@ def masked_l2(outputs, heatmaps: torch.Tensor, pafs: torch.Tensor, mask: torch.T
 
 LOSSES = {"iou": iou_loss, "mse": mse_loss, "l1": l1_loss}
 #: The losses that make sense for each output kind.
-LOSSES_FOR = {"heatmap": ("iou", "mse"), "regression": ("l1", "mse")}
+LOSSES_FOR = {"heatmap": ("iou", "mse"), "regression": ("l1", "mse"), "paf": ("l2",)}

@@ -113,10 +113,27 @@ class Predictor:
         """Forward and decode prepared images (one batch), keypoints mapped back to original pixels."""
         if not prepared:
             return []
-        xy, scores = self.bundle.codec.decode(self.forward(torch.stack([p.tensor for p in prepared])), self.decode)
+        batch = torch.stack([p.tensor for p in prepared])
+        if self.bundle.codec.kind == "paf":
+            return self._run_bottom_up(batch, prepared)
+        xy, scores = self.bundle.codec.decode(self.forward(batch), self.decode)
         xy, scores = xy.numpy(), scores.numpy().astype(np.float32)
         return [Result(p.name, apply_affine(invert_affine(p.affine), xy[j])[None], scores[j][None], p.box[None],
                        p.image_size, self.bundle.skeleton) for j, p in enumerate(prepared)]
+
+    def _run_bottom_up(self, batch: torch.Tensor, prepared: Sequence[_Prepared]) -> list[Result]:
+        """Every instance of each image: the network's last stage grouped by :func:`handpose.grouping.group`."""
+        if self.flip_test:
+            raise HandposeError("flip_test is not supported for bottom-up models")
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        results = []
+        for p, (kp, sc) in zip(prepared, self.bundle.codec.decode(self.bundle.network(batch)), strict=True):
+            inv = invert_affine(p.affine)
+            kp = apply_affine(inv, kp.reshape(-1, 2)).reshape(kp.shape)  # NaN stays NaN
+            boxes = np.repeat(p.box[None], len(kp), axis=0)
+            results.append(Result(p.name, kp, sc, boxes, p.image_size, self.bundle.skeleton))
+        return results
 
     def predict_arrays(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None,
                        names: Sequence[str] | None = None) -> list[Result]:

@@ -15,7 +15,8 @@ class Result:
 
     Attributes:
         file_name: the image's path as given (empty for in-memory arrays).
-        keypoints: ``(N, K, 2)`` float32 ``(x, y)`` in pixels of the original image (N instances).
+        keypoints: ``(N, K, 2)`` float32 ``(x, y)`` in pixels of the original image (N instances). Bottom-up
+            models give NaN for a keypoint they did not find in an instance (score 0).
         scores: ``(N, K)`` float32 raw per-keypoint confidence (heatmap peak, in ``[0, 1]`` for sigmoid
             heatmaps); nothing is zeroed or dropped, apply any threshold yourself.
         boxes: ``(N, 4)`` ``[x, y, w, h]`` regions the model looked at, in original pixels.
@@ -32,15 +33,20 @@ class Result:
 
     @property
     def instance_scores(self) -> np.ndarray:
-        """``(N,)`` mean keypoint score of each instance."""
-        return self.scores.mean(axis=1) if self.scores.size else np.zeros(len(self.scores), np.float32)
+        """``(N,)`` mean score of each instance's found keypoints."""
+        found = np.isfinite(self.keypoints).all(axis=-1)
+        with np.errstate(invalid="ignore"):
+            return np.nan_to_num((self.scores * found).sum(axis=1) / found.sum(axis=1)).astype(np.float32)
 
     def to_coco(self) -> list[dict]:
         """COCO results form plus the file name: one dict per instance with
-        ``{"file_name", "keypoints": [x1, y1, s1, ..., xK, yK, sK], "score"}``."""
+        ``{"file_name", "keypoints": [x1, y1, s1, ..., xK, yK, sK], "score"}``; a keypoint that was not found
+        is written as ``0, 0, 0``."""
         out = []
         for kp, sc, s in zip(self.keypoints, self.scores, self.instance_scores, strict=True):
-            flat = np.concatenate([kp, sc[:, None]], axis=1).reshape(-1)
+            found = np.isfinite(kp).all(axis=1)
+            flat = np.concatenate([np.where(found[:, None], kp, 0.0), np.where(found, sc, 0.0)[:, None]],
+                                  axis=1).reshape(-1)
             out.append({"file_name": self.file_name, "keypoints": [round(float(v), 3) for v in flat],
                         "score": round(float(s), 5)})
         return out

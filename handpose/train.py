@@ -11,18 +11,19 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from handpose.bundle import FORMAT, ModelBundle, load_model
 from handpose.codecs import codec_to_dict, make_codec
 from handpose.config import TrainConfig
+from handpose.data.bottomup import BottomUpDataset, place
 from handpose.data.coco import load_coco
 from handpose.data.dataset import KeypointDataset, channel_stats
 from handpose.data.freihand import load_freihand
 from handpose.data.records import Record
 from handpose.data.transforms import AugmentConfig
 from handpose.errors import HandposeError
-from handpose.losses import LOSSES, LOSSES_FOR
+from handpose.losses import LOSSES, LOSSES_FOR, masked_l2
 from handpose.models.zoo import create_model, output_kind
 from handpose.runtime import tune_malloc
 from handpose.skeleton import Skeleton, get_skeleton
@@ -56,9 +57,9 @@ class KeypointModule(L.LightningModule):
         self.cfg = TrainConfig(**config)
         skeleton = Skeleton.from_dict(bundle["skeleton"])
         self.network = create_model(bundle["arch"], skeleton.num_keypoints, bundle["input_size"],
-                                    **bundle["arch_kwargs"])
-        self.codec = make_codec(input_size=bundle["input_size"], **bundle["codec"])
-        self.loss_fn = LOSSES[self.cfg.loss]
+                                    num_limbs=len(skeleton.limbs), **bundle["arch_kwargs"])
+        self.codec = make_codec(input_size=bundle["input_size"], skeleton=skeleton, **bundle["codec"])
+        self.loss_fn = LOSSES.get(self.cfg.loss)
         if self.cfg.init_weights:
             init = load_model(self.cfg.init_weights).network.state_dict()
             missing, unexpected = self.network.load_state_dict(init, strict=False)
@@ -77,10 +78,13 @@ class KeypointModule(L.LightningModule):
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         pred = self.network(batch["image"])
-        loss = self.loss_fn(pred, batch["target"], batch["weights"])
         bs = batch["image"].shape[0]
+        if self.codec.kind == "paf":
+            loss = masked_l2(pred, batch["heatmaps"], batch["pafs"], batch["mask"])
+        else:
+            loss = self.loss_fn(pred, batch["target"], batch["weights"])
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
-        if stage == "val":
+        if stage == "val" and self.codec.kind != "paf":
             xy, _ = self.codec.decode(pred)
             err = (xy - batch["keypoints"]).norm(dim=-1)
             mask = batch["visible"] > 0
@@ -110,8 +114,9 @@ class KeypointModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": cfg.lr_monitor, "interval": "epoch"}}
 
 
-def load_records(cfg: TrainConfig, split: str) -> tuple[list[Record], Skeleton]:
-    """Records of the ``train`` or ``val`` split named by the config, and their Skeleton.
+def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tuple[list[Record], Skeleton]:
+    """Records of the ``train`` or ``val`` split named by the config, and their Skeleton (COCO: one record per
+    annotation, or per image with ``per_instance=False`` for bottom-up models).
 
     Raises:
         HandposeError: missing data paths or any reader error.
@@ -126,32 +131,39 @@ def load_records(cfg: TrainConfig, split: str) -> tuple[list[Record], Skeleton]:
     if not ann or not images:
         raise HandposeError(f"config: dataset 'coco' needs {split}_ann and {split}_images")
     skeleton = get_skeleton(cfg.skeleton) if cfg.skeleton else None
-    records, skeleton = load_coco(ann, images, skeleton, margin=cfg.box_margin, per_instance=True)
+    records, skeleton = load_coco(ann, images, skeleton, margin=cfg.box_margin, per_instance=per_instance)
     return records[:limit] if limit else records, skeleton
 
 
-def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
-                   ) -> tuple[KeypointDataset, KeypointDataset, dict]:
+def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tuple[Dataset, Dataset, dict]:
     """Train and val datasets plus the bundle metadata (mean/std computed on the train split).
 
     Raises:
         HandposeError: data errors, or train and val splits with different keypoint sets.
     """
-    train_records, skeleton = load_records(cfg, "train")
-    val_records, val_skeleton = load_records(cfg, "val")
+    bottom_up = codec_kind == "paf"
+    train_records, skeleton = load_records(cfg, "train", per_instance=not bottom_up)
+    val_records, val_skeleton = load_records(cfg, "val", per_instance=not bottom_up)
     if cfg.flip_pairs:
         skeleton = skeleton.with_flip_pairs(cfg.flip_pairs)
     if val_skeleton.num_keypoints != skeleton.num_keypoints:
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")
-    codec = make_codec(codec_kind, cfg.input_size, network_stride, cfg.sigma, cfg.decode)
+    codec = make_codec(codec_kind, cfg.input_size, network_stride, cfg.sigma, cfg.decode, skeleton, cfg.paf_width)
     aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour, cfg.aug_grey,
                         cfg.aug_perspective)
-    train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache, pad_mode=cfg.pad_mode)
-    mean, std = channel_stats(train_ds)
-    train_ds.mean, train_ds.std = mean, std
-    val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cfg.cache,
-                             pad_mode=cfg.pad_mode)
+    if bottom_up:
+        mosaic = load_freihand(cfg.mosaic_root, "train", cfg.split, skeleton) if cfg.mosaic_root else []
+        mean, std = channel_stats(place(r, tuple(cfg.input_size), cfg.pad_mode)[0] for r in train_records + mosaic)
+        train_ds = BottomUpDataset(train_records, skeleton, codec, mean, std, aug, mosaic, cfg.mosaic_prob,
+                                   cfg.pad_mode)
+        val_ds = BottomUpDataset(val_records, skeleton, codec, mean, std, None, pad_mode=cfg.pad_mode)
+    else:
+        train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache, pad_mode=cfg.pad_mode)
+        mean, std = channel_stats(train_ds.raw(i)[0] for i in range(len(train_ds)))
+        train_ds.mean, train_ds.std = mean, std
+        val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cfg.cache,
+                                 pad_mode=cfg.pad_mode)
     meta = {
         "format": FORMAT,
         "arch": cfg.model,
@@ -231,13 +243,10 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     malloc_tuned = tune_malloc(cfg.tune_malloc)
     L.seed_everything(cfg.seed, workers=True)
     try:
-        probe = create_model(cfg.model, 1, cfg.input_size, num_limbs=1, **cfg.model_kwargs)
+        probe = create_model(cfg.model, 2, cfg.input_size, num_limbs=1, **cfg.model_kwargs)
     except (TypeError, ValueError) as e:
         raise HandposeError(f"config: model {cfg.model!r} with model_kwargs {cfg.model_kwargs}: {e}") from e
     kind = output_kind(probe)
-    if kind not in LOSSES_FOR:
-        raise HandposeError(f"model {cfg.model!r} is a bottom-up ({kind}) model; `handpose train` does not train "
-                            "bottom-up models yet")
     if cfg.loss not in LOSSES_FOR[kind]:
         raise HandposeError(f"config: loss {cfg.loss!r} does not fit a {kind} model; use one of {LOSSES_FOR[kind]}")
     train_ds, val_ds, meta = build_datasets(cfg, kind, int(getattr(probe, "stride", 1)))

@@ -45,3 +45,63 @@ def test_coco_people_dataset_masks_unlabelled_people():
     assert item["mask"].shape == (1, 32, 32) and item["mask"].min() < 1.0 and item["mask"].max() == 1.0
     # the background channel is 1 - max of the keypoint channels
     assert np.allclose(item["heatmaps"][17], 1 - item["heatmaps"][:17].max(0).values)
+
+
+def test_custom_skeleton_bottom_up_trains_from_config_and_predicts(freihand_root, tmp_path):
+    """5 keypoints, 4 limbs, several hands per image: a generated COCO file, a config, no code."""
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from handpose import load_model, predict
+    from handpose.cli import app
+
+    recs = load_freihand(freihand_root, "train", limit=32)
+    tips = [0, 8, 12, 16, 20]
+    images, anns = [], []
+    (tmp_path / "img").mkdir()
+    for n in range(8):
+        img, kp, vis, _ = mosaic(recs[4 * n:4 * n + 4], (128, 128))
+        cv2.imwrite(str(tmp_path / "img" / f"{n}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        images.append({"id": n, "file_name": f"{n}.png", "width": 128, "height": 128})
+        for j, hand in enumerate(kp[:, tips]):
+            x0, y0 = hand.min(0)
+            x1, y1 = hand.max(0)
+            anns.append({"id": 10 * n + j, "image_id": n, "category_id": 1, "iscrowd": 0, "num_keypoints": 5,
+                         "keypoints": np.concatenate([hand, np.full((5, 1), 2)], 1).reshape(-1).round(2).tolist(),
+                         "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                         "area": float((x1 - x0) * (y1 - y0))})
+    cat = {"id": 1, "name": "tips", "keypoints": ["wrist", "index", "middle", "ring", "little"],
+           "skeleton": [[1, 2], [1, 3], [1, 4], [1, 5]]}
+    for name, ids in (("train", range(6)), ("val", range(6, 8))):
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "images": [images[i] for i in ids], "annotations": [a for a in anns if a["image_id"] in ids],
+            "categories": [cat]}))
+    config = tmp_path / "multi.yaml"
+    config.write_text(f"""
+dataset: coco
+train_ann: {tmp_path / 'train.json'}
+train_images: {tmp_path / 'img'}
+val_ann: {tmp_path / 'val.json'}
+val_images: {tmp_path / 'img'}
+skeleton: ""
+model: lightweight_openpose
+loss: l2
+input_size: [128, 128]
+batch_size: 2
+max_epochs: 2
+num_workers: 0
+early_stop_patience: 0
+limit_records: 6
+out_dir: {tmp_path / 'runs'}
+name: multi
+""")
+    r = CliRunner().invoke(app, ["train", str(config), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    bundle = load_model(tmp_path / "runs" / "multi" / "model.pt")
+    assert bundle.codec.kind == "paf" and bundle.skeleton.limbs == ((0, 1), (0, 2), (0, 3), (0, 4))
+    heatmaps, pafs = bundle.network(__import__("torch").zeros(1, 3, 128, 128))[-1]
+    assert heatmaps.shape == (1, 6, 16, 16) and pafs.shape == (1, 8, 16, 16)
+    res = predict(tmp_path / "img" / "7.png", model=bundle)[0]
+    assert res.keypoints.ndim == 3 and res.keypoints.shape[1:] == (5, 2)  # any number of instances, 5 keypoints

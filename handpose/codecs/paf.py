@@ -139,3 +139,23 @@ class PafCodec:
             pafs[2 * li][covered] = total[0][covered] / count[covered]
             pafs[2 * li + 1][covered] = total[1][covered] / count[covered]
         return heat, pafs
+
+    def decode(self, output, **group_kwargs) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Group the last stage of a bottom-up network's output into instances, per image.
+
+        Args:
+            output: per stage ``(heatmaps (B, K + 1, h, w), pafs (B, 2 L, h, w))`` tensors (the last is used).
+            **group_kwargs: thresholds for :func:`handpose.grouping.group`.
+
+        Returns:
+            Per image ``(keypoints (N, K, 2) input pixels, NaN where not found; scores (N, K))``.
+        """
+        from handpose.grouping import group
+
+        heatmaps, pafs = output[-1]
+        heatmaps, pafs = heatmaps.detach().float().cpu().numpy(), pafs.detach().float().cpu().numpy()
+        out = []
+        for hm, paf in zip(heatmaps, pafs, strict=True):
+            inst = group(hm, paf, self.skeleton, **group_kwargs)
+            out.append((self.to_input(inst.keypoints).astype(np.float32), inst.scores.astype(np.float32)))
+        return out

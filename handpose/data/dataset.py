@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -124,21 +124,26 @@ class KeypointDataset(Dataset):
         }
 
 
-def channel_stats(dataset: KeypointDataset) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of a data set's un-augmented input crops, in ``[0, 1]`` units (the tutorial
-    normalises by the training set's channel statistics).
+def channel_stats(images: Iterable[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of ``(H, W, 3)`` uint8 images (e.g. a training split's un-augmented input crops),
+    in ``[0, 1]`` units (the tutorial normalises by the training set's channel statistics).
 
     Returns:
         ``(mean, std)``, three floats each (RGB).
+
+    Raises:
+        HandposeError: no images.
     """
     s = np.zeros(3)
     s2 = np.zeros(3)
     n = 0
-    for i in range(len(dataset)):
-        img = dataset.raw(i)[0].reshape(-1, 3).astype(np.float64) / 255.0
+    for image in images:
+        img = image.reshape(-1, 3).astype(np.float64) / 255.0
         s += img.sum(0)
         s2 += (img**2).sum(0)
         n += img.shape[0]
+    if n == 0:
+        raise HandposeError("channel statistics of an empty set of images")
     mean = s / n
     std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
     return mean.round(6).tolist(), std.round(6).tolist()
