@@ -177,6 +177,17 @@ def evaluate(
 
     try:
         bundle = load_model(model)
+        if bundle.codec.kind == "paf":  # bottom-up: whole images, COCO AP
+            from handpose.evaluate import evaluate_bottom_up
+
+            if coco is None or images is None:
+                raise HandposeError("a bottom-up model is evaluated on --coco JSON --images FOLDER")
+            summary = evaluate_bottom_up(bundle, coco, images, batch_size)
+            console.print_json(json.dumps(summary))
+            if json_out is not None:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                json_out.write_text(json.dumps(summary, indent=2))
+            return
         records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton)
         ev = run_eval(bundle, records, batch_size, flip_test)
     except HandposeError as e:

@@ -148,3 +148,54 @@ def write_report(evaluation: Evaluation, summary: dict, out: str | Path, plots: 
         if skeleton is not None:
             visualize.plot_worst_images(evaluation, skeleton, out / "worst_images.png")
     return out
+
+
+def evaluate_bottom_up(model: ModelBundle | str | Path | None, ann_file: str | Path, image_dir: str | Path,
+                       batch_size: int = 8) -> dict:
+    """COCO keypoint AP/AR of a bottom-up model on a COCO file, and the keypoint error of matched instances.
+
+    Every image is predicted whole. Each labelled instance is matched (greedily, best first) to the predicted
+    instance of its image with the lowest mean distance over the keypoints both have; ``error_px`` summarises the
+    distances of the matched keypoints and ``matched`` counts the instances.
+
+    Returns:
+        ``{"AP", "AP50", ..., "AR", ..., "n_images", "n_instances", "matched", "error_px": {...}}``.
+
+    Raises:
+        HandposeError: reader errors, a model that is not bottom-up, or pycocotools missing.
+    """
+    from handpose.coco_eval import coco_keypoint_ap
+    from handpose.data.coco import load_coco, read_coco_json
+
+    predictor = Predictor(model, batch_size)
+    if predictor.bundle.codec.kind != "paf":
+        raise HandposeError("evaluate_bottom_up needs a bottom-up model (paf codec)")
+    data = read_coco_json(ann_file)
+    records, _ = load_coco(ann_file, image_dir, predictor.skeleton, per_instance=False)
+    by_name = {im["file_name"]: im["id"] for im in data["images"]}
+    image_dir = Path(image_dir)
+    detections, distances, matched, n_inst = [], [], 0, 0
+    results = predictor.predict_paths([r.image_path for r in records], exif_transpose=False)
+    for r, res in zip(records, results, strict=True):
+        image_id = by_name[str(r.image_path.relative_to(image_dir))]
+        for entry in res.to_coco():
+            detections.append({"image_id": image_id, "keypoints": entry["keypoints"], "score": entry["score"]})
+        n_inst += len(r.keypoints)
+        pairs = []
+        for g, (gt, vis) in enumerate(zip(r.keypoints, r.visible, strict=True)):
+            for p, pred in enumerate(res.keypoints):
+                both = (vis > 0) & np.isfinite(pred).all(axis=1)
+                if both.any():
+                    pairs.append((float(np.linalg.norm(pred[both] - gt[both], axis=1).mean()), g, p))
+        used_g, used_p = set(), set()
+        for _, g, p in sorted(pairs):
+            if g in used_g or p in used_p:
+                continue
+            used_g.add(g)
+            used_p.add(p)
+            both = (r.visible[g] > 0) & np.isfinite(res.keypoints[p]).all(axis=1)
+            distances.extend(np.linalg.norm(res.keypoints[p][both] - r.keypoints[g][both], axis=1).tolist())
+            matched += 1
+    stats = coco_keypoint_ap(data, detections, predictor.skeleton) if detections else {"AP": 0.0, "AR": 0.0}
+    return {**stats, "n_images": len(records), "n_instances": n_inst, "matched": matched,
+            "error_px": metrics.error_summary(np.asarray(distances))}

@@ -105,3 +105,9 @@ name: multi
     assert heatmaps.shape == (1, 6, 16, 16) and pafs.shape == (1, 8, 16, 16)
     res = predict(tmp_path / "img" / "7.png", model=bundle)[0]
     assert res.keypoints.ndim == 3 and res.keypoints.shape[1:] == (5, 2)  # any number of instances, 5 keypoints
+    out = tmp_path / "ap.json"
+    r = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "runs" / "multi" / "model.pt"), "--coco",
+                                 str(tmp_path / "val.json"), "--images", str(tmp_path / "img"), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.read_text())
+    assert m["n_images"] == 2 and m["n_instances"] == 8 and 0.0 <= m["AP"] <= 1.0
