@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 PYTHON ?= python3
 
-.PHONY: demo test bench lint clean example-hand12
+.PHONY: demo test bench lint clean example-hand12 example-multi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ example-hand12: $(VENV)/.installed
 	$(PY) examples/hand12/build_dataset.py --out out/hand12
 	$(VENV)/bin/handpose train configs/hand12_resnet18_regression.yaml --no-progress --set resume=last
 	$(PY) examples/hand12/report.py
+
+# Bottom-up: body on coco-person-mini, hands on mosaics + coco-wholebody-hands; ends with one JSON line.
+example-multi: $(VENV)/.dev
+	$(PY) examples/multi/split_hands.py
+	$(VENV)/bin/handpose train configs/body_openpose.yaml --no-progress --set resume=last
+	$(VENV)/bin/handpose train configs/hands_openpose.yaml --no-progress --set resume=last
+	$(PY) examples/multi/report.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
