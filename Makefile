@@ -33,6 +33,7 @@ bench: $(VENV)/.dev .venv-mediapipe/.installed
 	$(PY) benchmarks/bench_speed.py
 	$(PY) benchmarks/bench_mediapipe.py --mediapipe-python .venv-mediapipe/bin/python
 	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_grouping.py
 
 # The small-data tutorial on 60 real photos with 12 keypoints; ends with one JSON line of its figures.
 example-hand12: $(VENV)/.installed
