@@ -50,7 +50,8 @@ class TrainConfig:
         other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh optimiser); the
         last stage's ``model.pt`` is copied to ``<name>/model.pt``.
     Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour,
-        aug_grey (probability), aug_perspective (maximum corner shift, share of the size).
+        aug_grey (probability), aug_perspective (maximum corner shift, share of the size), aug_brightness and
+        aug_contrast (their own maxima; unset: aug_colour).
     Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
         crops once into memory), tune_malloc (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
         resume (a checkpoint path, or ``last`` for the run's last checkpoint).
@@ -103,6 +104,8 @@ class TrainConfig:
     aug_colour: float = 0.3
     aug_grey: float = 0.0
     aug_perspective: float = 0.0
+    aug_brightness: float | None = None
+    aug_contrast: float | None = None
 
     seed: int = 42
     accelerator: str = "cpu"

@@ -105,3 +105,20 @@ def test_border_padding_repeats_edge_pixels():
     black = warp_to_input(img, M, (64, 64), "constant")
     assert border[0, 32].tolist() == [10, 20, 30] and border[63, 32].tolist() == [200, 100, 50]
     assert black[0, 32].tolist() == [0, 0, 0]
+
+
+def test_brightness_maximum_is_its_own():
+    import random
+
+    img = np.full((32, 32, 3), 100, np.uint8)
+    kp = np.zeros((1, 1, 2), np.float32) + 16
+    vis = np.full((1, 1), 2)
+    random.seed(0)
+    np.random.seed(0)
+    none = Augmenter(AugmentConfig(rotate=0, scale=0, translate=0, flip=0, colour=0.0, brightness=0.0,
+                                   contrast=0.0), Skeleton("one", ("a",), ()))
+    strong = Augmenter(AugmentConfig(rotate=0, scale=0, translate=0, flip=0, colour=0.0, brightness=0.5,
+                                     contrast=0.0), Skeleton("one", ("a",), ()))
+    assert none(img, kp, vis)[0].tolist() == img.tolist()
+    means = [strong(img, kp, vis)[0].mean() for _ in range(20)]
+    assert max(means) - min(means) > 20  # brightness varies, up to +-50%

@@ -88,6 +88,7 @@ class AugmentConfig:
         translate: maximum shift as a share of the input size.
         flip: probability of a horizontal flip (keypoints re-indexed by the Skeleton's ``flip_perm``).
         colour: strength of brightness / contrast / saturation jitter (hue gets a tenth of it).
+        brightness, contrast: their own maxima when set (``None``: ``colour``).
         grey: probability of turning the image grey (so grey-scale photos work too).
         perspective: maximum perspective warp (corner shift as a share of the size; fastai's ``max_warp``).
     """
@@ -99,6 +100,8 @@ class AugmentConfig:
     colour: float = 0.3
     grey: float = 0.0
     perspective: float = 0.0
+    brightness: float | None = None
+    contrast: float | None = None
 
 
 class Augmenter:
@@ -122,9 +125,11 @@ class Augmenter:
                                      border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=1, p=1.0))
         if cfg.flip:
             ops.append(A.HorizontalFlip(p=cfg.flip))
-        if cfg.colour:
-            c = cfg.colour
-            ops.append(A.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(0.5, c / 10), p=0.8))
+        b = cfg.colour if cfg.brightness is None else cfg.brightness
+        c = cfg.colour if cfg.contrast is None else cfg.contrast
+        if cfg.colour or b or c:
+            ops.append(A.ColorJitter(brightness=b, contrast=c, saturation=cfg.colour, hue=min(0.5, cfg.colour / 10),
+                                     p=0.8))
         if cfg.grey:
             ops.append(A.ToGray(num_output_channels=3, p=cfg.grey))
         self.pipeline = A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
