@@ -86,9 +86,9 @@ def time_predictor(pred, image: np.ndarray, runs: int) -> tuple[float, float, fl
     return float(np.median(t1)), float(np.percentile(t1, 90)), 32 / float(np.median(tb))
 
 
-def inference_rows(image: np.ndarray, runs: int, peak: float) -> list[dict]:
+def inference_rows(image: np.ndarray, runs: int, peak: float, calibration: list[np.ndarray]) -> list[dict]:
     from handpose import Predictor
-    from handpose.export import export_onnx, load_onnx
+    from handpose.export import export_onnx, load_onnx, quantize_int8
 
     rows = []
     tmp = Path(tempfile.mkdtemp())
@@ -98,17 +98,28 @@ def inference_rows(image: np.ndarray, runs: int, peak: float) -> list[dict]:
         gf = gflops(bundle.network)
         onnx_path = tmp / f"{name}.onnx"
         export_onnx(bundle, onnx_path)
+        cl_bundle, _ = bundle_for(name)
         runners = {"torch eager": Predictor(bundle, 1),
+                   "torch channels-last": Predictor(cl_bundle, 1, channels_last=True),
                    "onnxruntime": Predictor(load_onnx(onnx_path), 1)}
+        if name == "bundled":
+            quantize_int8(onnx_path, tmp / "bundled_int8.onnx", calibration)
+            runners["onnxruntime int8"] = Predictor(load_onnx(tmp / "bundled_int8.onnx"), 1)
         for runtime, pred in runners.items():
             med, p90, thr = time_predictor(pred, image, runs)
             rows.append({"model": label, "runtime": runtime, "params_m": params, "gflops": gf, "median_ms": med,
                          "p90_ms": p90, "batch32_img_s": thr, "peak_share": gf * thr / peak})
-        cl_bundle, _ = bundle_for(name)
-        med, p90, thr = time_predictor(Predictor(cl_bundle, 1, channels_last=True), image, runs)
-        rows.insert(-1, {"model": label, "runtime": "torch channels-last", "params_m": params, "gflops": gf,
-                         "median_ms": med, "p90_ms": p90, "batch32_img_s": thr, "peak_share": gf * thr / peak})
-    return rows
+    return rows, tmp
+
+
+def int8_accuracy(tmp: Path, freihand: Path) -> dict:
+    """Mean keypoint error (px) on the hgcnn-freihand val split: float32 onnxruntime vs the int8 model."""
+    from handpose.data import load_freihand
+    from handpose.evaluate import evaluate
+
+    val = load_freihand(freihand, "val")
+    return {name: round(evaluate(tmp / f"{f}.onnx", val).summary()["error_px"]["mean"], 3)
+            for name, f in (("float32", "bundled"), ("int8", "bundled_int8"))}
 
 
 def train_rate(root: Path, model_name: str, tune: bool, batch: int = 32, steps: int = 6) -> dict:
@@ -159,7 +170,11 @@ def main() -> None:
     tune_malloc()
     peak = peak_gflops()
     image = read_image(REPO / "examples" / "hands" / "hgcnn_460.jpg")
-    rows = inference_rows(image, args.runs, peak)
+    from handpose.data import load_freihand
+
+    calibration = [read_image(r.image_path) for r in load_freihand(args.freihand, "train", limit=32)]
+    rows, tmp = inference_rows(image, args.runs, peak, calibration)
+    int8 = int8_accuracy(tmp, args.freihand)
     rates = []
     for m in TRAIN_MODELS:
         for tune in ("0", "1"):
@@ -173,6 +188,12 @@ def main() -> None:
     for r in rows:
         print(f"{r['model']:28s} {r['runtime']:20s} {r['params_m']:8.2f} {r['gflops']:7.3f} {r['median_ms']:9.2f} "
               f"{r['p90_ms']:7.2f} {r['batch32_img_s']:9.1f} {100 * r['peak_share']:7.1f}")
+    print(f"\nint8 (static, calibrated on 32 train photos) vs float32, val split mean error: {int8['int8']:.2f} px vs "
+          f"{int8['float32']:.2f} px")
+    from handpose import load_model
+
+    card = load_model().card
+    print(f"\nbundled model's full training (from its card): {card.get('train_minutes_total', '?')} min")
     print(f"\n{'training (batch 32, 128x128)':30s} {'malloc tuned':>12s} {'step img/s':>11s} {'loader img/s':>13s}")
     for r in rates:
         print(f"{r['model']:30s} {str(r['malloc_tuned']):>12s} {r['train_img_s']:11.1f} {r['loader_img_s']:13.1f}")
@@ -180,7 +201,7 @@ def main() -> None:
     print(json.dumps({"peak_gflops": round(peak, 1),
                       "inference": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
                                     for r in rows],
-                      "train_img_s": train,
+                      "train_img_s": train, "int8_val_epe_px": int8,
                       "loader_img_s": round(float(np.mean([r["loader_img_s"] for r in rates])), 1)}))
 
 
