@@ -40,7 +40,9 @@ class TrainConfig:
         optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
         limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
         lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
-        early_stop_patience (epochs without a lower ``val_loss``; 0: off). schedule: ``plateau`` (the above) or
+        early_stop_patience (epochs without a lower ``val_loss``; 0: off), checkpoint_monitor (``val_epe_px``:
+        ``best.ckpt`` and ``model.pt`` hold the epoch with the lowest validation keypoint error; ``val_loss``:
+        the lowest loss). schedule: ``plateau`` (the above) or
         ``onecycle``: the one-cycle policy (Smith, 2018; torch ``OneCycleLR``: learning rate up to ``lr`` and down,
         Adam's beta1 / SGD momentum 0.95 -> 0.85 -> 0.95), repeated every ``cycle_epochs`` epochs as the small-data
         tutorial does.
@@ -92,6 +94,7 @@ class TrainConfig:
     lr_patience: int = 10
     lr_monitor: str = "train_loss"
     early_stop_patience: int = 40
+    checkpoint_monitor: str = "val_epe_px"
     schedule: str = "plateau"
     cycle_epochs: int = 100
     freeze_backbone: bool = False
@@ -131,6 +134,9 @@ class TrainConfig:
         if self.loss not in ("iou", "mse", "l1", "l2"):
             raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps), 'l1', 'mse' (regression) or 'l2' (bottom-up), "
                                 f"got {self.loss!r}")
+        if self.checkpoint_monitor not in ("val_epe_px", "val_loss"):
+            raise HandposeError(f"checkpoint_monitor must be 'val_epe_px' or 'val_loss', "
+                                f"got {self.checkpoint_monitor!r}")
         if self.pad_mode not in ("constant", "border"):
             raise HandposeError(f"pad_mode must be 'constant' or 'border', got {self.pad_mode!r}")
         if self.schedule not in ("plateau", "onecycle"):

@@ -234,7 +234,9 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     ``logs/``, and ``model.pt`` (a :class:`~handpose.bundle.ModelBundle`).
 
     Returns:
-        ``{"model": path, "best_checkpoint": path, "best_val_loss": float, "epochs": int, "minutes": float}``.
+        ``{"model": path, "best_checkpoint": path, "monitor": name, "best_score": float, "epochs": int,
+        "minutes": float}``; the best checkpoint has the lowest ``val_epe_px`` (top-down models, unless
+        ``checkpoint_monitor: val_loss``) or ``val_loss`` (bottom-up).
 
     Raises:
         HandposeError: for configuration and data errors, before training starts.
@@ -259,7 +261,9 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
                           **loader_kw)
     val_dl = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min")
+    # "best" is the lowest validation keypoint error where the model reports it (top-down), else the lowest loss
+    monitor = "val_loss" if kind == "paf" or cfg.checkpoint_monitor == "val_loss" else "val_epe_px"
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="min")
     # Lightning's save_last only writes when a better checkpoint was saved; this one writes every epoch (and on
     # an exception), so a stopped run resumes from where it stopped.
     last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
@@ -281,15 +285,15 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     minutes = (time.time() - t0) / 60.0
     best = ckpt.best_model_path or last.best_model_path
     result = {"best_checkpoint": best, "epochs": int(trainer.current_epoch), "minutes": round(minutes, 2),
-              "malloc_tuned": malloc_tuned,
-              "best_val_loss": float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")}
+              "malloc_tuned": malloc_tuned, "monitor": monitor,
+              "best_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")}
     if trainer.is_global_zero and best:
         state = torch.load(best, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         bundle = ModelBundle(module.network, Skeleton.from_dict(meta["skeleton"]), module.codec, meta["mean"],
                              meta["std"], cfg.model, dict(cfg.model_kwargs),
                              {**meta["card"], "train_minutes": round(minutes, 2), "epochs": result["epochs"],
-                              "best_val_loss": result["best_val_loss"]}, cfg.pad_mode)
+                              f"best_{monitor}": result["best_score"]}, cfg.pad_mode)
         bundle.save(run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
     return result
