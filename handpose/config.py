@@ -155,6 +155,12 @@ class TrainConfig:
         """``out_dir / name``: checkpoints, logs, the resolved config and the exported model."""
         return Path(self.out_dir) / self.name
 
+    def augment(self):
+        """The ``AugmentConfig`` of the ``aug_*`` fields (``aug_rotate`` -> ``rotate``, ...)."""
+        from handpose.data.transforms import AugmentConfig
+
+        return AugmentConfig(**{f.name: getattr(self, f"aug_{f.name}") for f in dataclasses.fields(AugmentConfig)})
+
     def to_dict(self) -> dict:
         """Plain dict of all fields."""
         return dataclasses.asdict(self)

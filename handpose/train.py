@@ -21,7 +21,6 @@ from handpose.data.coco import load_coco
 from handpose.data.dataset import KeypointDataset, channel_stats
 from handpose.data.freihand import load_freihand
 from handpose.data.records import Record
-from handpose.data.transforms import AugmentConfig
 from handpose.errors import HandposeError
 from handpose.losses import LOSSES, LOSSES_FOR, masked_l2
 from handpose.models.zoo import create_model, output_kind
@@ -150,8 +149,7 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")
     codec = make_codec(codec_kind, cfg.input_size, network_stride, cfg.sigma, cfg.decode, skeleton, cfg.paf_width)
-    aug = AugmentConfig(cfg.aug_rotate, cfg.aug_scale, cfg.aug_translate, cfg.aug_flip, cfg.aug_colour, cfg.aug_grey,
-                        cfg.aug_perspective, cfg.aug_brightness, cfg.aug_contrast)
+    aug = cfg.augment()
     if bottom_up:
         mosaic = load_freihand(cfg.mosaic_root, "train", cfg.split, skeleton) if cfg.mosaic_root else []
         mean, std = channel_stats(place(r, tuple(cfg.input_size), cfg.pad_mode)[0] for r in train_records + mosaic)
