@@ -14,6 +14,7 @@ from tests.conftest import DATA
 def test_ignore_mask():
     m = ignore_mask(10, 20, np.array([[2.5, 1, 4, 3]]))
     assert m.sum() == 200 - 5 * 3 and m[1, 2] == 0 and m[4, 2] == 1
+    assert ignore_mask(10, 20, np.array([[-9, -9, 4, 4]])).min() == 1  # entirely outside: nothing masked
 
 
 def test_mosaic_of_four_hand_photos_carries_labels(freihand_root):

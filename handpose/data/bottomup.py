@@ -8,17 +8,9 @@ import torch
 from torch.utils.data import Dataset
 
 from handpose.codecs.paf import PafCodec
-from handpose.data.dataset import normalise
-from handpose.data.image import read_image
+from handpose.data.dataset import load_input, normalise
 from handpose.data.records import Record
-from handpose.data.transforms import (
-    AugmentConfig,
-    Augmenter,
-    apply_affine,
-    box_to_input_affine,
-    full_image_box,
-    warp_to_input,
-)
+from handpose.data.transforms import AugmentConfig, Augmenter, apply_affine
 from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
 
@@ -28,7 +20,7 @@ def ignore_mask(height: int, width: int, boxes: np.ndarray | None) -> np.ndarray
     mask = np.ones((height, width), np.uint8)
     for x, y, w, h in np.asarray(boxes if boxes is not None else [], np.float32).reshape(-1, 4):
         x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
-        mask[y0:int(np.ceil(y + h)), x0:int(np.ceil(x + w))] = 0
+        mask[y0:max(int(np.ceil(y + h)), 0), x0:max(int(np.ceil(x + w)), 0)] = 0  # boxes outside mask nothing
     return mask
 
 
@@ -42,15 +34,12 @@ def place(record: Record, size: tuple[int, int], pad_mode: str = "constant"
     Raises:
         HandposeError: the image cannot be read (the message names the record).
     """
-    try:
-        img = read_image(record.image_path)
-    except HandposeError as e:
-        raise HandposeError(f"record {record.record_id}: {e}") from e
-    box = record.box if record.box is not None else full_image_box(img.shape[1], img.shape[0])
-    M = box_to_input_affine(box, size)
-    mask = ignore_mask(img.shape[0], img.shape[1], record.ignore_boxes)
-    mask = cv2.warpAffine(mask, M, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
-    return warp_to_input(img, M, size, pad_mode), apply_affine(M, record.keypoints), mask
+    image, keypoints, M = load_input(record, size, pad_mode)
+    boxes = np.asarray(record.ignore_boxes if record.ignore_boxes is not None else [], np.float32).reshape(-1, 4)
+    # the letterbox only scales and shifts, so boxes stay axis-aligned: map their corners
+    corners = apply_affine(M, np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=0))
+    mapped = np.concatenate([corners[:len(boxes)], corners[len(boxes):] - corners[:len(boxes)]], axis=1)
+    return image, keypoints, ignore_mask(size[1], size[0], mapped)
 
 
 def mosaic(records: list[Record], input_size: tuple[int, int], pad_mode: str = "constant"
