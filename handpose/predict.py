@@ -15,9 +15,8 @@ from handpose.data.dataset import normalise
 from handpose.data.image import IMAGE_SUFFIXES, read_image
 from handpose.data.transforms import (
     apply_affine,
-    box_to_input_affine,
-    full_image_box,
     invert_affine,
+    region_affine,
     warp_to_input,
 )
 from handpose.errors import HandposeError
@@ -103,8 +102,7 @@ class Predictor:
         if image.ndim != 3 or image.shape[2] != 3:
             raise HandposeError(f"{name or 'image'}: expected (H, W, 3) RGB, got shape {image.shape}")
         b = self.bundle
-        box = np.asarray(box, np.float32) if box is not None else full_image_box(image.shape[1], image.shape[0])
-        M = box_to_input_affine(box, b.input_size)
+        box, M = region_affine(box, image.shape[1], image.shape[0], b.input_size)
         tensor = normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std)
         return _Prepared(tensor, M, box, (image.shape[1], image.shape[0]), name)
 

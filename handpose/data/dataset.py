@@ -14,18 +14,11 @@ from handpose.data.transforms import (
     AugmentConfig,
     Augmenter,
     apply_affine,
-    box_to_input_affine,
-    full_image_box,
+    region_affine,
     warp_to_input,
 )
 from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
-
-
-def record_affine(record: Record, width: int, height: int, input_size: tuple[int, int]) -> np.ndarray:
-    """Image -> input affine of a record: its box, or the whole image, letterboxed into ``input_size``."""
-    box = record.box if record.box is not None else full_image_box(width, height)
-    return box_to_input_affine(box, input_size)
 
 
 def load_input(record: Record, input_size: tuple[int, int], pad_mode: str = "constant"
@@ -44,7 +37,7 @@ def load_input(record: Record, input_size: tuple[int, int], pad_mode: str = "con
         img = read_image(record.image_path)
     except HandposeError as e:
         raise HandposeError(f"record {record.record_id}: {e}") from e
-    M = record_affine(record, img.shape[1], img.shape[0], input_size)
+    _, M = region_affine(record.box, img.shape[1], img.shape[0], input_size)
     return warp_to_input(img, M, input_size, pad_mode), apply_affine(M, record.keypoints), M
 
 

@@ -39,6 +39,14 @@ def box_to_input_affine(box: np.ndarray, input_size: tuple[int, int]) -> np.ndar
     return np.array([[s, 0.0, (in_w - 1) / 2.0 - s * cx], [0.0, s, (in_h - 1) / 2.0 - s * cy]], dtype=np.float64)
 
 
+def region_affine(box: np.ndarray | None, width: int, height: int, input_size: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The region a model looks at (``box``, or the whole ``width x height`` image when None) and its
+    image -> input affine (:func:`box_to_input_affine`). Returns ``(box (4,) float32, M (2, 3))``."""
+    box = np.asarray(box, np.float32) if box is not None else full_image_box(width, height)
+    return box, box_to_input_affine(box, input_size)
+
+
 def invert_affine(M: np.ndarray) -> np.ndarray:
     """Inverse of a ``(2, 3)`` affine matrix (or of a batch ``(B, 2, 3)``)."""
     M = np.asarray(M, dtype=np.float64)
