@@ -38,14 +38,14 @@ bench: $(VENV)/.dev .venv-mediapipe/.installed
 # The small-data tutorial on 60 real photos with 12 keypoints; ends with one JSON line of its figures.
 example-hand12: $(VENV)/.installed
 	$(PY) examples/hand12/build_dataset.py --out out/hand12
-	$(VENV)/bin/handpose train configs/hand12_resnet18_regression.yaml --no-progress --set resume=last
+	$(VENV)/bin/handpose train configs/hand12_resnet18_regression.yaml --no-progress --set resume=auto
 	$(PY) examples/hand12/report.py
 
 # Bottom-up: body on coco-person-mini, hands on mosaics + coco-wholebody-hands; ends with one JSON line.
 example-multi: $(VENV)/.dev
 	$(PY) examples/multi/split_hands.py
-	$(VENV)/bin/handpose train configs/body_openpose.yaml --no-progress --set resume=last
-	$(VENV)/bin/handpose train configs/hands_openpose.yaml --no-progress --set resume=last
+	$(VENV)/bin/handpose train configs/body_openpose.yaml --no-progress --set resume=auto
+	$(VENV)/bin/handpose train configs/hands_openpose.yaml --no-progress --set resume=auto
 	$(PY) examples/multi/report.py
 
 lint: $(VENV)/.dev

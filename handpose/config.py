@@ -56,7 +56,7 @@ class TrainConfig:
         aug_contrast (their own maxima; unset: aug_colour).
     Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
         crops once into memory), tune_malloc (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
-        resume (a checkpoint path, or ``last`` for the run's last checkpoint).
+        resume (a checkpoint path, ``last`` for the run's last checkpoint, or ``auto``: that one if it exists).
     """
 
     dataset: str = "freihand"

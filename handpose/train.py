@@ -178,14 +178,17 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
 
 
 def resolve_resume(cfg: TrainConfig) -> str | None:
-    """The checkpoint to resume from: ``resume`` as a path, or ``last`` for the run's ``last.ckpt``.
+    """The checkpoint to resume from: ``resume`` as a path, ``last`` for the run's ``last.ckpt``, or ``auto`` for
+    that checkpoint when it exists and a fresh start when it does not (what ``make`` targets use).
 
     Raises:
-        HandposeError: the named checkpoint does not exist.
+        HandposeError: the named checkpoint does not exist (``auto`` never raises).
     """
     if not cfg.resume:
         return None
-    path = cfg.run_dir / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
+    path = cfg.run_dir / "checkpoints" / "last.ckpt" if cfg.resume in ("last", "auto") else Path(cfg.resume)
+    if cfg.resume == "auto" and not path.is_file():
+        return None
     if not path.is_file():
         raise HandposeError(f"resume: checkpoint {path} not found")
     return str(path)
@@ -194,8 +197,8 @@ def resolve_resume(cfg: TrainConfig) -> str | None:
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Run a training, or its ``stages`` one after the other (see :class:`TrainConfig`).
 
-    With ``resume=last``, stages that finished (their ``model.pt`` exists) are skipped and the one in progress
-    goes on from its last checkpoint.
+    With ``resume=last`` (or ``auto``), stages that finished (their ``model.pt`` exists) are skipped and the one
+    in progress goes on from its last checkpoint.
 
     Returns:
         As :func:`train_single`, for the last stage, plus ``"stages"``: the result of each stage.
@@ -211,10 +214,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         stage_cfg = dataclasses.replace(cfg, **{**overrides, "stages": [], "name": f"{cfg.name}/stage{i}",
                                                 "init_weights": init, "resume": ""})
         done = stage_cfg.run_dir / "model.pt"
-        if cfg.resume == "last" and done.is_file():
+        if cfg.resume in ("last", "auto") and done.is_file():
             results.append({"model": str(done), "skipped": True})
         else:
-            if cfg.resume == "last" and (stage_cfg.run_dir / "checkpoints" / "last.ckpt").is_file():
+            if cfg.resume in ("last", "auto") and (stage_cfg.run_dir / "checkpoints" / "last.ckpt").is_file():
                 stage_cfg.resume = "last"
             results.append(train_single(stage_cfg, progress))
         init = results[-1]["model"]

@@ -17,7 +17,7 @@ from handpose.data.dataset import KeypointDataset, channel_stats
 from handpose.errors import HandposeError
 from handpose.losses import iou_loss
 from handpose.models import create_model
-from handpose.train import train
+from handpose.train import resolve_resume, train
 
 
 def test_overfits_two_real_images(freihand_root):
@@ -70,6 +70,17 @@ def test_lightning_run_checkpoints_and_resume(small_freihand, tmp_path):
     assert out2["epochs"] == 3
     ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert ck["global_step"] == 6  # 2 batches x 3 epochs: the run went on from step 4, not from 0
+
+
+def test_resume_auto_starts_fresh_or_goes_on(tmp_path):
+    cfg = _cfg(tmp_path, tmp_path, "resume=auto")
+    assert resolve_resume(cfg) is None  # nothing to go on from: a fresh start, no error
+    with pytest.raises(HandposeError, match="last.ckpt not found"):
+        resolve_resume(_cfg(tmp_path, tmp_path, "resume=last"))
+    ckpt = tmp_path / "t" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    assert resolve_resume(cfg) == str(ckpt) == resolve_resume(_cfg(tmp_path, tmp_path, "resume=last"))
 
 
 def test_last_checkpoint_is_the_last_epoch(small_freihand, tmp_path):
