@@ -38,20 +38,29 @@ def find_peaks(heatmap: np.ndarray, threshold: float = 0.1) -> np.ndarray:
             # strictly greater than neighbours after us, at least equal to those before (ties: one peak)
             is_peak &= centre > neighbour if (dy, dx) > (0, 0) else centre >= neighbour
     ys, xs = np.nonzero(is_peak)
-    out = np.empty((len(xs), 3))
-    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        out[i] = (x + _offset(heatmap[y, max(x - 1, 0)], heatmap[y, x], heatmap[y, min(x + 1, w - 1)], 0 < x < w - 1),
-                  y + _offset(heatmap[max(y - 1, 0), x], heatmap[y, x], heatmap[min(y + 1, h - 1), x], 0 < y < h - 1),
-                  heatmap[y, x])
-    return out[np.argsort(-out[:, 2])] if len(out) else out
+    if not len(xs):
+        return np.empty((0, 3))
+    out = np.stack([xs + _offset(heatmap, ys, xs, axis=1), ys + _offset(heatmap, ys, xs, axis=0),
+                    heatmap[ys, xs].astype(np.float64)], axis=1)
+    return out[np.argsort(-out[:, 2])]
 
 
-def _offset(lo: float, mid: float, hi: float, inside: bool) -> float:
-    if not inside:
-        return 0.0
-    lo, mid, hi = (np.log(max(float(v), 1e-10)) for v in (lo, mid, hi))
+def _offset(heatmap: np.ndarray, ys: np.ndarray, xs: np.ndarray, axis: int) -> np.ndarray:
+    """Sub-cell offset of each peak along one axis (1: x, 0: y): the vertex of the parabola through the log
+    values of the peak and its two neighbours, clipped to +-0.5; 0 at the map border or where the log values
+    are not strictly concave."""
+    size = heatmap.shape[axis]
+    pos = xs if axis == 1 else ys
+    inside = (pos > 0) & (pos < size - 1)
+    lo_pos, hi_pos = np.clip(pos - 1, 0, size - 1), np.clip(pos + 1, 0, size - 1)
+    if axis == 1:
+        lo, mid, hi = heatmap[ys, lo_pos], heatmap[ys, xs], heatmap[ys, hi_pos]
+    else:
+        lo, mid, hi = heatmap[lo_pos, xs], heatmap[ys, xs], heatmap[hi_pos, xs]
+    lo, mid, hi = (np.log(np.maximum(v.astype(np.float64), 1e-10)) for v in (lo, mid, hi))
     curv = lo - 2 * mid + hi
-    return float(np.clip(0.5 * (lo - hi) / curv, -0.5, 0.5)) if curv < -1e-6 else 0.0
+    ok = inside & (curv < -1e-6)
+    return np.where(ok, np.clip(0.5 * (lo - hi) / np.where(ok, curv, -1.0), -0.5, 0.5), 0.0)
 
 
 def limb_candidates(paf: np.ndarray, peaks_a: np.ndarray, peaks_b: np.ndarray, samples: int = 10,
@@ -69,25 +78,25 @@ def limb_candidates(paf: np.ndarray, peaks_a: np.ndarray, peaks_b: np.ndarray, s
         ``[(score, index_a, index_b), ...]`` of the pairs that pass, best first.
     """
     _, h, w = paf.shape
-    out = []
+    if not len(peaks_a) or not len(peaks_b):
+        return []
+    # all pairs at once: (Pa, Pb) segments, (Pa, Pb, samples) points along each
+    a = peaks_a[:, None, :2]
+    d = peaks_b[None, :, :2] - a
+    length = np.hypot(d[..., 0], d[..., 1])
+    u = d / np.maximum(length, 1e-6)[..., None]
     t = np.linspace(0.0, 1.0, samples)
-    for ia, a in enumerate(peaks_a):
-        for ib, b in enumerate(peaks_b):
-            d = b[:2] - a[:2]
-            length = float(np.hypot(*d))
-            if length < 1e-6:
-                continue
-            u = d / length
-            pts = a[:2] + t[:, None] * d
-            xi = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
-            yi = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
-            proj = paf[0, yi, xi] * u[0] + paf[1, yi, xi] * u[1]
-            if (proj > min_paf).mean() < min_ratio:
-                continue
-            score = float(proj.mean() + min(0.5 * h / length - 1.0, 0.0))
-            if score > 0:
-                out.append((score, ia, ib))
-    return sorted(out, key=lambda c: -c[0])
+    pts = a[:, :, None, :] + t[None, None, :, None] * d[:, :, None, :]
+    xi = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)
+    yi = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
+    proj = paf[0, yi, xi] * u[..., 0, None] + paf[1, yi, xi] * u[..., 1, None]
+    with np.errstate(divide="ignore"):
+        prior = np.minimum(0.5 * h / length - 1.0, 0.0)
+    score = proj.mean(-1) + prior
+    keep = (length >= 1e-6) & ((proj > min_paf).mean(-1) >= min_ratio) & (score > 0)
+    ia, ib = np.nonzero(keep)  # row-major: the order of a loop over a, then b
+    order = np.argsort(-score[ia, ib], kind="stable")
+    return [(float(score[ia[i], ib[i]]), int(ia[i]), int(ib[i])) for i in order]
 
 
 @dataclass
@@ -130,6 +139,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int 
                          f"{skeleton.name!r}, got {heatmaps.shape[0]} and {pafs.shape[0]}")
     peaks = [find_peaks(heatmaps[j], peak_threshold) for j in range(k)]
     assigned: list[np.ndarray] = []  # per instance: (K,) candidate index per keypoint, -1 if none
+    holder: list[dict[int, np.ndarray]] = [{} for _ in range(k)]  # keypoint -> candidate -> its first instance
     for li, parent, child in limb_tree(skeleton, root):
         a, b = skeleton.limbs[li]
         cands = limb_candidates(pafs[2 * li:2 * li + 2], peaks[a], peaks[b], samples, min_paf, min_ratio)
@@ -140,13 +150,15 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int 
             used_a.add(ia)
             used_b.add(ib)
             ip, ic = (ia, ib) if parent == a else (ib, ia)
-            owner = next((inst for inst in assigned if inst[parent] == ip), None)
+            owner = holder[parent].get(ip)
             if owner is None:
                 owner = np.full(k, -1)
                 owner[parent] = ip
+                holder[parent][ip] = owner
                 assigned.append(owner)
             if owner[child] == -1:
                 owner[child] = ic
+                holder[child].setdefault(ic, owner)
     kps, scs = [], []
     for inst in assigned:
         found = inst >= 0
