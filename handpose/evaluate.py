@@ -14,6 +14,8 @@ from handpose.data.records import Record
 from handpose.data.transforms import apply_affine, box_to_input_affine
 from handpose.errors import HandposeError
 from handpose.predict import Predictor
+from handpose.result import Result
+from handpose.skeleton import Skeleton
 
 PCK_THRESHOLDS = (0.05, 0.1, 0.2)
 
@@ -154,30 +156,53 @@ def evaluate_bottom_up(model: ModelBundle | str | Path | None, ann_file: str | P
                        batch_size: int = 8) -> dict:
     """COCO keypoint AP/AR of a bottom-up model on a COCO file, and the keypoint error of matched instances.
 
-    Every image is predicted whole. Each labelled instance is matched (greedily, best first) to the predicted
-    instance of its image with the lowest mean distance over the keypoints both have; ``error_px`` summarises the
-    distances of the matched keypoints and ``matched`` counts the instances.
+    Every image is predicted whole, then scored by :func:`score_bottom_up`.
 
     Returns:
-        ``{"AP", "AP50", ..., "AR", ..., "n_images", "n_instances", "matched", "error_px": {...}}``.
+        As :func:`score_bottom_up`.
 
     Raises:
         HandposeError: reader errors, a model that is not bottom-up, or pycocotools missing.
     """
-    from handpose.coco_eval import coco_keypoint_ap
     from handpose.data.coco import load_coco, read_coco_json
 
     predictor = Predictor(model, batch_size)
     if predictor.bundle.codec.kind != "paf":
         raise HandposeError("evaluate_bottom_up needs a bottom-up model (paf codec)")
-    data = read_coco_json(ann_file)
     records, _ = load_coco(ann_file, image_dir, predictor.skeleton, per_instance=False)
+    results = predictor.predict_paths([r.image_path for r in records], exif_transpose=False)
+    return score_bottom_up(read_coco_json(ann_file), image_dir, records, results, predictor.skeleton)
+
+
+def score_bottom_up(data: dict, image_dir: str | Path, records: list[Record], results: list[Result],
+                    skeleton: Skeleton) -> dict:
+    """Score multi-instance predictions against a COCO keypoints file.
+
+    Each labelled instance is matched (greedily, lowest distance first, one-to-one) to the predicted instance of
+    its image with the lowest mean distance over the keypoints both have; ``error_px`` summarises the distances of
+    the matched keypoints (original-image pixels) and ``matched`` counts the matched instances. AP/AR are COCO's
+    OKS-based figures (:func:`handpose.coco_eval.coco_keypoint_ap`, pycocotools) over all predicted instances.
+
+    Args:
+        data: the COCO dict the records were read from (``images`` give the ids by ``file_name``).
+        image_dir: the folder the file names are relative to.
+        records: per-image :class:`~handpose.data.records.Record` with ``(N, K, 2)`` keypoints and visibility.
+        results: one :class:`~handpose.result.Result` per record, in the same order.
+
+    Returns:
+        ``{"AP", "AP50", ..., "AR", ..., "n_images", "n_instances", "matched", "error_px": {...}}``; AP and AR are
+        0 when nothing was predicted.
+
+    Raises:
+        HandposeError: pycocotools missing.
+    """
+    from handpose.coco_eval import coco_keypoint_ap
+
     by_name = {im["file_name"]: im["id"] for im in data["images"]}
     image_dir = Path(image_dir)
     detections, distances, matched, n_inst = [], [], 0, 0
-    results = predictor.predict_paths([r.image_path for r in records], exif_transpose=False)
     for r, res in zip(records, results, strict=True):
-        image_id = by_name[str(r.image_path.relative_to(image_dir))]
+        image_id = by_name[str(Path(r.image_path).relative_to(image_dir))]
         for entry in res.to_coco():
             detections.append({"image_id": image_id, "keypoints": entry["keypoints"], "score": entry["score"]})
         n_inst += len(r.keypoints)
@@ -196,6 +221,6 @@ def evaluate_bottom_up(model: ModelBundle | str | Path | None, ann_file: str | P
             both = (r.visible[g] > 0) & np.isfinite(res.keypoints[p]).all(axis=1)
             distances.extend(np.linalg.norm(res.keypoints[p][both] - r.keypoints[g][both], axis=1).tolist())
             matched += 1
-    stats = coco_keypoint_ap(data, detections, predictor.skeleton) if detections else {"AP": 0.0, "AR": 0.0}
+    stats = coco_keypoint_ap(data, detections, skeleton) if detections else {"AP": 0.0, "AR": 0.0}
     return {**stats, "n_images": len(records), "n_instances": n_inst, "matched": matched,
             "error_px": metrics.error_summary(np.asarray(distances))}
