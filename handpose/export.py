@@ -22,8 +22,23 @@ from handpose.skeleton import Skeleton
 METADATA_KEY = "handpose"
 
 
+class _LastStage(torch.nn.Module):
+    """A bottom-up network's last stage only, as two tensors ``(heatmaps, pafs)``: what decoding uses."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heatmaps, pafs = self.net(x)[-1]
+        return heatmaps, pafs
+
+
 def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset: int = 17) -> float:
     """Export a model to ONNX and check it against PyTorch on a random batch of 2.
+
+    A single-instance model has one output ``output`` (heatmaps or coordinates); a bottom-up model has two,
+    ``heatmaps`` and ``pafs``, of its last stage (the earlier stages only serve training).
 
     Returns:
         The largest absolute difference between the PyTorch and onnxruntime outputs.
@@ -36,22 +51,26 @@ def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset:
     except ImportError as e:
         raise HandposeError("ONNX export needs the onnx and onnxruntime packages: pip install 'handpose[onnx]'") from e
     bundle = model if isinstance(model, ModelBundle) else load_model(model)
-    net = bundle.network.eval()
+    bottom_up = bundle.codec.kind == "paf"
+    net = _LastStage(bundle.network).eval() if bottom_up else bundle.network.eval()
+    names = ["heatmaps", "pafs"] if bottom_up else ["output"]
     w, h = bundle.input_size
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["output"], opset_version=opset,
-                      dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=names, opset_version=opset,
+                      dynamic_axes={n: {0: "batch"} for n in ["image", *names]}, dynamo=False)
     proto = onnx.load(str(path))
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     onnx.save(proto, str(path))
     with torch.inference_mode():
-        ref = net(x).numpy()
-    out = OnnxNetwork(path)(x).numpy()
-    return float(np.abs(out - ref).max())
+        ref = net(x)
+    out = OnnxNetwork(path)(x)
+    if bottom_up:
+        return max(float((o - r).abs().max()) for o, r in zip(out[-1], ref, strict=True))
+    return float((out - ref).abs().max())
 
 
 def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_images: list[np.ndarray],
@@ -100,7 +119,8 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_image
 
 
 class OnnxNetwork:
-    """An onnxruntime session behind the network interface: ``(B, 3, H, W)`` tensor in, output tensor out.
+    """An onnxruntime session behind the network interface: ``(B, 3, H, W)`` tensor in, and out the output
+    tensor, or for a bottom-up model (two outputs) ``[(heatmaps, pafs)]``: the one-stage form of its output.
 
     Raises:
         HandposeError: onnxruntime missing or a file it cannot load.
@@ -136,8 +156,9 @@ class OnnxNetwork:
                                 "(export it with `handpose export`)")
         return json.loads(raw)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {self.input_name: x.detach().cpu().numpy()})[0])
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]]:
+        outs = [torch.from_numpy(o) for o in self.session.run(None, {self.input_name: x.detach().cpu().numpy()})]
+        return [tuple(outs)] if len(outs) == 2 else outs[0]
 
 
 def load_onnx(path: str | Path, threads: int = 0) -> ModelBundle:

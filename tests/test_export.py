@@ -74,3 +74,30 @@ def test_int8_quantisation_stays_close(tmp_path):
     assert q8.stat().st_size < 0.5 * out.stat().st_size
     r = CliRunner().invoke(app, ["export", str(out), "--int8", str(q8)])
     assert r.exit_code == 2 and "calibration" in r.output
+
+
+def test_bottom_up_export_round_trip(tmp_path):
+    import torch
+
+    from handpose import HAND21
+    from handpose.bundle import ModelBundle
+    from handpose.codecs.paf import PafCodec
+    from handpose.export import OnnxNetwork, export_onnx
+    from handpose.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("lightweight_openpose", 21, (128, 128), num_limbs=len(HAND21.limbs)).eval()
+    bundle = ModelBundle(net, HAND21, PafCodec(HAND21, (128, 128), stride=8, sigma=1.0), [0.45, 0.4, 0.38],
+                         [0.2, 0.17, 0.17], "lightweight_openpose")
+    out = tmp_path / "lo.onnx"
+    assert export_onnx(bundle, out) < 1e-4
+    onnx_bundle = load_model(out)
+    assert onnx_bundle.codec.kind == "paf" and onnx_bundle.skeleton == HAND21
+    predictor = Predictor(bundle)
+    batch = torch.stack([predictor.prepare(read_image(p)).tensor for p in EXAMPLES[:3]])
+    (h_ref, p_ref), (h_onnx, p_onnx) = net(batch)[-1], OnnxNetwork(out)(batch)[-1]
+    assert h_onnx.shape == (3, 22, 16, 16) and p_onnx.shape == (3, 2 * len(HAND21.limbs), 16, 16)
+    assert (h_onnx - h_ref).abs().max() < 1e-4 and (p_onnx - p_ref).abs().max() < 1e-4
+    a = predictor.predict_arrays([read_image(p) for p in EXAMPLES])
+    b = Predictor(onnx_bundle).predict_arrays([read_image(p) for p in EXAMPLES])
+    assert [len(r.keypoints) for r in a] == [len(r.keypoints) for r in b]
