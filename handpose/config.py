@@ -55,7 +55,8 @@ class TrainConfig:
         aug_grey (probability), aug_perspective (maximum corner shift, share of the size), aug_brightness and
         aug_contrast (their own maxima; unset: aug_colour).
     Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
-        crops once into memory), tune_malloc (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
+        crops once into memory), cache_dir (instead, into this folder, reused by later runs), tune_malloc
+        (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
         resume (a checkpoint path, ``last`` for the run's last checkpoint, or ``auto``: that one if it exists).
     """
 
@@ -117,6 +118,7 @@ class TrainConfig:
     precision: str = "32-true"
     num_workers: int = 1
     cache: bool = True
+    cache_dir: str = ""
     tune_malloc: bool = True
     out_dir: str = "runs"
     name: str = "run"

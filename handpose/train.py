@@ -157,10 +157,11 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
                                    cfg.pad_mode)
         val_ds = BottomUpDataset(val_records, skeleton, codec, mean, std, None, pad_mode=cfg.pad_mode)
     else:
-        train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cfg.cache, pad_mode=cfg.pad_mode)
+        cache = cfg.cache_dir or cfg.cache
+        train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cache, pad_mode=cfg.pad_mode)
         mean, std = channel_stats(train_ds.raw(i)[0] for i in range(len(train_ds)))
         train_ds.mean, train_ds.std = mean, std
-        val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cfg.cache,
+        val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cache,
                                  pad_mode=cfg.pad_mode)
     meta = {
         "format": FORMAT,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from handpose.data.cache import cached_inputs
 from handpose.data.image import image_size, read_image
 from handpose.data.records import Record
 from handpose.data.transforms import (
@@ -58,7 +60,9 @@ class KeypointDataset(Dataset):
         codec: target encoder with ``input_size`` and ``encode(keypoints, visible)`` (see :mod:`handpose.codecs`).
         mean, std: per-channel normalisation in ``[0, 1]`` units (see :func:`channel_stats`).
         augment: augmentation strengths, or ``None`` for validation.
-        cache: decode and crop every image once into memory (checks every file before training starts).
+        cache: decode and crop every image once, before training starts (which also checks every file): into
+            memory (``True``), or into this folder (a path; see :mod:`handpose.data.cache`), where the next run
+            finds it and every worker memory-maps it. ``False``: read each image when it is used.
         pad_mode: fill of the letterbox border, ``constant`` or ``border``.
 
     Raises:
@@ -66,7 +70,7 @@ class KeypointDataset(Dataset):
     """
 
     def __init__(self, records: list[Record], skeleton: Skeleton, codec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                 augment: AugmentConfig | None = None, cache: bool = True, pad_mode: str = "constant"):
+                 augment: AugmentConfig | None = None, cache: bool | str | Path = True, pad_mode: str = "constant"):
         self.records = records
         self.skeleton = skeleton
         self.codec = codec
@@ -83,13 +87,17 @@ class KeypointDataset(Dataset):
                                     "models need one record per instance (COCO: per_instance=True)")
         self._images: np.ndarray | None = None
         self._keypoints: np.ndarray | None = None
-        if cache:
-            loaded = [load_input(r, self.input_size, pad_mode) for r in records]
-            self._images = np.stack([x[0] for x in loaded])
-            self._keypoints = np.stack([x[1] for x in loaded])
+        if isinstance(cache, (str, Path)):
+            self._images, self._keypoints = cached_inputs(records, self.input_size, pad_mode, cache, self._decode_all)
+        elif cache:
+            self._images, self._keypoints = self._decode_all()
         else:
             for r in records:
                 image_size(r.image_path)
+
+    def _decode_all(self) -> tuple[np.ndarray, np.ndarray]:
+        loaded = [load_input(r, self.input_size, self.pad_mode) for r in self.records]
+        return np.stack([x[0] for x in loaded]), np.stack([x[1] for x in loaded])
 
     def __len__(self) -> int:
         return len(self.records)
