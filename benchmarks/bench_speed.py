@@ -9,7 +9,8 @@ multiply-add = 2 FLOPs), median and 90th-percentile latency at batch 1 for one 2
 achieved GFLOP/s at batch 32 as a share of this machine's float32 peak, measured in the same run as a 2048^3
 matrix product. Training: images/s of one optimisation step at batch 32 on real augmented crops, each model in a
 fresh process with and without the glibc allocator tuning of ``handpose.runtime.tune_malloc``, and the loader's
-images/s (one process producing augmented, encoded samples). Ends with one JSON line.
+images/s (one process producing augmented, encoded samples), and the seconds to get the train split's inputs by
+decoding every photo vs from the disk cache (``cache_dir``). Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -155,6 +156,29 @@ def train_rate(root: Path, model_name: str, tune: bool, batch: int = 32, steps: 
             "loader_img_s": loader_rate}
 
 
+def cache_startup(root: Path) -> dict:
+    """Seconds to get the train split's 128x128 inputs: decoding every JPEG vs the disk cache (built, then hit)."""
+    from handpose.data import load_freihand
+    from handpose.data.cache import cached_inputs
+    from handpose.data.dataset import load_input
+
+    records = load_freihand(root, "train")
+
+    def build():
+        loaded = [load_input(r, (128, 128)) for r in records]
+        return np.stack([x[0] for x in loaded]), np.stack([x[1] for x in loaded])
+
+    folder = Path(tempfile.mkdtemp())
+    t = time.perf_counter()
+    build()
+    decode = time.perf_counter() - t
+    cached_inputs(records, (128, 128), "constant", folder, build)  # builds the entry
+    t = time.perf_counter()
+    images, _ = cached_inputs(records, (128, 128), "constant", folder, build)
+    np.asarray(images).sum()  # touch every page
+    return {"images": len(records), "decode_s": decode, "cache_hit_s": time.perf_counter() - t}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--freihand", type=Path, default=REPO.parent / "shared" / "data" / "hgcnn-freihand")
@@ -175,6 +199,7 @@ def main() -> None:
     calibration = [read_image(r.image_path) for r in load_freihand(args.freihand, "train", limit=32)]
     rows, tmp = inference_rows(image, args.runs, peak, calibration)
     int8 = int8_accuracy(tmp, args.freihand)
+    startup = cache_startup(args.freihand)
     rates = []
     for m in TRAIN_MODELS:
         for tune in ("0", "1"):
@@ -197,11 +222,14 @@ def main() -> None:
     print(f"\n{'training (batch 32, 128x128)':30s} {'malloc tuned':>12s} {'step img/s':>11s} {'loader img/s':>13s}")
     for r in rates:
         print(f"{r['model']:30s} {str(r['malloc_tuned']):>12s} {r['train_img_s']:11.1f} {r['loader_img_s']:13.1f}")
+    print(f"\ntraining inputs of {startup['images']} train photos: decoding {startup['decode_s']:.2f} s, "
+          f"from the disk cache (cache_dir) {startup['cache_hit_s']:.3f} s")
     train = {f"{r['model']}{'+malloc' if r['malloc_tuned'] else ''}": round(r["train_img_s"], 1) for r in rates}
     print(json.dumps({"peak_gflops": round(peak, 1),
                       "inference": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
                                     for r in rows],
                       "train_img_s": train, "int8_val_epe_px": int8,
+                      "startup_s": {k: round(v, 3) for k, v in startup.items() if k != "images"},
                       "loader_img_s": round(float(np.mean([r["loader_img_s"] for r in rates])), 1)}))
 
 
