@@ -70,52 +70,56 @@ class HeatmapCodec:
         heatmaps[~labelled] = 0.0
         return heatmaps.astype(np.float32), labelled.astype(np.float32)
 
-    def decode(self, heatmaps: torch.Tensor, method: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, heatmaps: torch.Tensor | np.ndarray, method: str | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints from a batch of heatmaps, vectorised over the batch.
 
+        Runs in NumPy on one thread: the maps are small, and torch's thread pool costs more than the work at
+        batch 1 (measured in ``benchmarks/bench_speed.py``).
+
         Args:
-            heatmaps: ``(B, K, H, W)`` tensor, larger is more likely (e.g. sigmoid output).
+            heatmaps: ``(B, K, H, W)`` tensor or array, larger is more likely (e.g. sigmoid output).
             method: ``argmax``, ``average`` or ``subpixel`` (default: the codec's ``decode_method``).
 
         Returns:
             ``keypoints`` ``(B, K, 2)`` float32 ``(x, y)`` in input pixels and ``scores`` ``(B, K)``: the
-            heatmap maximum (no threshold applied).
+            heatmap maximum (no threshold applied); tensors on the device of ``heatmaps``.
 
         Raises:
-            ValueError: unknown method or a tensor that is not 4-D.
+            ValueError: unknown method or an input that is not 4-D.
         """
         method = method or self.decode_method
         if method not in DECODE_METHODS:
             raise ValueError(f"unknown decode method {method!r}; expected one of {DECODE_METHODS}")
         if heatmaps.ndim != 4:
             raise ValueError(f"expected heatmaps of shape (B, K, H, W), got {tuple(heatmaps.shape)}")
-        hm = heatmaps.detach().float()
+        device = heatmaps.device if isinstance(heatmaps, torch.Tensor) else torch.device("cpu")
+        if isinstance(heatmaps, torch.Tensor):
+            heatmaps = heatmaps.detach().float().cpu().numpy()
+        hm = np.asarray(heatmaps, dtype=np.float32)
         b, k, h, w = hm.shape
         flat = hm.reshape(b, k, -1)
-        scores, idx = flat.max(dim=-1)
-        px = (idx % w).float()
-        py = torch.div(idx, w, rounding_mode="floor").float()
+        idx = flat.argmax(axis=-1)  # the first maximum, as torch's max
+        scores = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+        px = (idx % w).astype(np.float32)
+        py = (idx // w).astype(np.float32)
         if method == "average":
-            wts = hm.clamp(min=0)
-            total = wts.sum(dim=(2, 3)).clamp(min=1e-12)
-            xs = torch.arange(w, dtype=hm.dtype, device=hm.device)
-            ys = torch.arange(h, dtype=hm.dtype, device=hm.device)
-            px = (wts.sum(dim=2) * xs).sum(-1) / total
-            py = (wts.sum(dim=3) * ys).sum(-1) / total
+            wts = np.clip(hm, 0.0, None)
+            total = np.maximum(wts.sum(axis=(2, 3)), 1e-12)
+            px = (wts.sum(axis=2) * np.arange(w, dtype=np.float32)).sum(-1) / total
+            py = (wts.sum(axis=3) * np.arange(h, dtype=np.float32)).sum(-1) / total
         elif method == "subpixel":
             px = px + _parabola_offset(flat, idx, 1, (px > 0) & (px < w - 1))
             py = py + _parabola_offset(flat, idx, w, (py > 0) & (py < h - 1))
-        xy = self.to_input_coords(torch.stack([px, py], dim=-1))
-        return xy, scores
+        xy = self.to_input_coords(np.stack([px, py], axis=-1).astype(np.float32))
+        return torch.from_numpy(xy).to(device), torch.from_numpy(np.ascontiguousarray(scores)).to(device)
 
 
-def _parabola_offset(flat: torch.Tensor, idx: torch.Tensor, step: int, valid: torch.Tensor) -> torch.Tensor:
+def _parabola_offset(flat: np.ndarray, idx: np.ndarray, step: int, valid: np.ndarray) -> np.ndarray:
     """Peak offset in ``[-0.5, 0.5]`` from a parabola through the log-heatmap at ``idx - step, idx, idx + step``."""
     n = flat.shape[-1]
-    lo = flat.gather(-1, (idx - step).clamp(0, n - 1)[..., None])[..., 0]
-    mid = flat.gather(-1, idx[..., None])[..., 0]
-    hi = flat.gather(-1, (idx + step).clamp(0, n - 1)[..., None])[..., 0]
-    lo, mid, hi = (torch.log(t.clamp(min=1e-10)) for t in (lo, mid, hi))
+    lo, mid, hi = (np.log(np.maximum(np.take_along_axis(flat, np.clip(idx + d, 0, n - 1)[..., None], -1)[..., 0],
+                                     1e-10)) for d in (-step, 0, step))
     curv = lo - 2 * mid + hi
-    offset = torch.where(curv < -1e-6, 0.5 * (lo - hi) / curv.clamp(max=-1e-6), torch.zeros_like(curv))
-    return torch.where(valid, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+    offset = np.where(curv < -1e-6, 0.5 * (lo - hi) / np.minimum(curv, -1e-6), 0.0)
+    return np.where(valid, np.clip(offset, -0.5, 0.5), 0.0).astype(np.float32)
