@@ -21,6 +21,7 @@ from handpose.data.transforms import (
 )
 from handpose.errors import HandposeError
 from handpose.result import Result
+from handpose.runtime import torch_threads
 
 
 def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -67,6 +68,8 @@ class Predictor:
         self.bundle = model if isinstance(model, ModelBundle) else load_model(model)
         self.bundle.network.eval()
         self.channels_last = channels_last and isinstance(self.bundle.network, torch.nn.Module)
+        # onnxruntime runs the network: torch only does small glue work, on one thread (see torch_threads)
+        self._glue_threads = None if isinstance(self.bundle.network, torch.nn.Module) else 1
         if self.channels_last:
             self.bundle.network.to(memory_format=torch.channels_last)
         self.batch_size = max(1, int(batch_size))
@@ -103,7 +106,8 @@ class Predictor:
             raise HandposeError(f"{name or 'image'}: expected (H, W, 3) RGB, got shape {image.shape}")
         b = self.bundle
         box, M = region_affine(box, image.shape[1], image.shape[0], b.input_size)
-        tensor = normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std)
+        with torch_threads(self._glue_threads):
+            tensor = normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std)
         return _Prepared(tensor, M, box, (image.shape[1], image.shape[0]), name)
 
     @torch.inference_mode()
@@ -111,6 +115,10 @@ class Predictor:
         """Forward and decode prepared images (one batch), keypoints mapped back to original pixels."""
         if not prepared:
             return []
+        with torch_threads(self._glue_threads):
+            return self._run(prepared)
+
+    def _run(self, prepared: Sequence[_Prepared]) -> list[Result]:
         batch = torch.stack([p.tensor for p in prepared])
         if self.bundle.codec.kind == "paf":
             return self._run_bottom_up(batch, prepared)

@@ -101,3 +101,33 @@ def test_bottom_up_export_round_trip(tmp_path):
     a = predictor.predict_arrays([read_image(p) for p in EXAMPLES])
     b = Predictor(onnx_bundle).predict_arrays([read_image(p) for p in EXAMPLES])
     assert [len(r.keypoints) for r in a] == [len(r.keypoints) for r in b]
+
+
+def test_onnx_predictor_runs_torch_glue_on_one_thread_and_restores(tmp_path, monkeypatch):
+    import torch
+
+    from handpose.export import export_onnx
+
+    export_onnx(load_model(), tmp_path / "m.onnx")
+    predictor = Predictor(load_model(tmp_path / "m.onnx"))
+    seen = []
+
+    class Spy:  # the real codec, noting torch's thread count when decoding
+        def __init__(self, codec):
+            self.codec = codec
+
+        def __getattr__(self, name):
+            return getattr(self.codec, name)
+
+        def decode(self, *args):
+            seen.append(torch.get_num_threads())
+            return self.codec.decode(*args)
+
+    monkeypatch.setattr(predictor.bundle, "codec", Spy(predictor.bundle.codec))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predictor.predict_arrays([read_image(EXAMPLES[0])])
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
