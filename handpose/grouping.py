@@ -26,38 +26,43 @@ def find_peaks(heatmap: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     Returns:
         ``(P, 3)`` float64 rows ``(x, y, score)``, highest score first.
     """
-    h, w = heatmap.shape
-    pad = np.pad(heatmap.astype(np.float64), 1, constant_values=-np.inf)
-    centre = pad[1:-1, 1:-1]
-    is_peak = centre > threshold
+    return find_all_peaks(heatmap[None], threshold)[0]
+
+
+def find_all_peaks(heatmaps: np.ndarray, threshold: float = 0.1) -> list[np.ndarray]:
+    """:func:`find_peaks` of every channel of ``(K, H, W)`` heatmaps at once; returns K ``(P, 3)`` arrays."""
+    k, h, w = heatmaps.shape
+    hm = heatmaps.astype(np.float64)
+    pad = np.full((k, h + 2, w + 2), -np.inf)
+    pad[:, 1:-1, 1:-1] = hm
+    is_peak = hm > threshold
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             if dy == 0 and dx == 0:
                 continue
-            neighbour = pad[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+            neighbour = pad[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
             # strictly greater than neighbours after us, at least equal to those before (ties: one peak)
-            is_peak &= centre > neighbour if (dy, dx) > (0, 0) else centre >= neighbour
-    ys, xs = np.nonzero(is_peak)
-    if not len(xs):
-        return np.empty((0, 3))
-    out = np.stack([xs + _offset(heatmap, ys, xs, axis=1), ys + _offset(heatmap, ys, xs, axis=0),
-                    heatmap[ys, xs].astype(np.float64)], axis=1)
-    return out[np.argsort(-out[:, 2])]
+            is_peak &= hm > neighbour if (dy, dx) > (0, 0) else hm >= neighbour
+    ks, ys, xs = np.nonzero(is_peak)
+    rows = np.stack([xs + _offset(hm, ks, ys, xs, axis=2), ys + _offset(hm, ks, ys, xs, axis=1), hm[ks, ys, xs]],
+                    axis=1)
+    parts = np.split(rows, np.cumsum(np.bincount(ks, minlength=k))[:-1])
+    return [p[np.argsort(-p[:, 2])] for p in parts]
 
 
-def _offset(heatmap: np.ndarray, ys: np.ndarray, xs: np.ndarray, axis: int) -> np.ndarray:
-    """Sub-cell offset of each peak along one axis (1: x, 0: y): the vertex of the parabola through the log
-    values of the peak and its two neighbours, clipped to +-0.5; 0 at the map border or where the log values
-    are not strictly concave."""
-    size = heatmap.shape[axis]
-    pos = xs if axis == 1 else ys
+def _offset(hm: np.ndarray, ks: np.ndarray, ys: np.ndarray, xs: np.ndarray, axis: int) -> np.ndarray:
+    """Sub-cell offset of each peak along one axis (2: x, 1: y) of ``(K, H, W)`` maps: the vertex of the parabola
+    through the log values of the peak and its two neighbours, clipped to +-0.5; 0 at the map border or where
+    the log values are not strictly concave."""
+    size = hm.shape[axis]
+    pos = xs if axis == 2 else ys
     inside = (pos > 0) & (pos < size - 1)
-    lo_pos, hi_pos = np.clip(pos - 1, 0, size - 1), np.clip(pos + 1, 0, size - 1)
-    if axis == 1:
-        lo, mid, hi = heatmap[ys, lo_pos], heatmap[ys, xs], heatmap[ys, hi_pos]
+    lo_pos, hi_pos = np.maximum(pos - 1, 0), np.minimum(pos + 1, size - 1)
+    if axis == 2:
+        lo, mid, hi = hm[ks, ys, lo_pos], hm[ks, ys, xs], hm[ks, ys, hi_pos]
     else:
-        lo, mid, hi = heatmap[lo_pos, xs], heatmap[ys, xs], heatmap[hi_pos, xs]
-    lo, mid, hi = (np.log(np.maximum(v.astype(np.float64), 1e-10)) for v in (lo, mid, hi))
+        lo, mid, hi = hm[ks, lo_pos, xs], hm[ks, ys, xs], hm[ks, hi_pos, xs]
+    lo, mid, hi = (np.log(np.maximum(v, 1e-10)) for v in (lo, mid, hi))
     curv = lo - 2 * mid + hi
     ok = inside & (curv < -1e-6)
     return np.where(ok, np.clip(0.5 * (lo - hi) / np.where(ok, curv, -1.0), -0.5, 0.5), 0.0)
@@ -119,11 +124,11 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int 
           min_instance_score: float = 0.2) -> Instances:
     """Assemble instances from keypoint heatmaps and PAFs.
 
-    Candidates of each keypoint are found with :func:`find_peaks`. Limbs are visited as a tree from ``root``
-    (:func:`handpose.codecs.paf.limb_tree`); for each, pairs are scored with :func:`limb_candidates` and matched
-    greedily one-to-one (best score first). A matched pair extends the instance that holds its parent candidate,
-    or starts a new instance. Instances with fewer than ``min_keypoints`` keypoints or a mean keypoint score
-    below ``min_instance_score`` are dropped.
+    Candidates of each keypoint are found with :func:`find_peaks` (all channels at once). Limbs are visited as a
+    tree from ``root`` (:func:`handpose.codecs.paf.limb_tree`); for each, pairs are scored with
+    :func:`limb_candidates` and matched greedily one-to-one (best score first). A matched pair extends the
+    instance that holds its parent candidate, or starts a new instance. Instances with fewer than
+    ``min_keypoints`` keypoints or a mean keypoint score below ``min_instance_score`` are dropped.
 
     Args:
         heatmaps: ``(K, H, W)`` or ``(K + 1, H, W)`` (a background channel is ignored).
@@ -137,7 +142,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int 
     if heatmaps.shape[0] not in (k, k + 1) or pafs.shape[0] != 2 * len(skeleton.limbs):
         raise ValueError(f"expected {k} (+1) heatmaps and {2 * len(skeleton.limbs)} PAF channels for skeleton "
                          f"{skeleton.name!r}, got {heatmaps.shape[0]} and {pafs.shape[0]}")
-    peaks = [find_peaks(heatmaps[j], peak_threshold) for j in range(k)]
+    peaks = find_all_peaks(heatmaps[:k], peak_threshold)
     assigned: list[np.ndarray] = []  # per instance: (K,) candidate index per keypoint, -1 if none
     holder: list[dict[int, np.ndarray]] = [{} for _ in range(k)]  # keypoint -> candidate -> its first instance
     for li, parent, child in limb_tree(skeleton, root):
