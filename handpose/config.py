@@ -38,7 +38,8 @@ class TrainConfig:
             into 2x2 mosaics, used instead of a data set image with probability ``mosaic_prob``.
     Optimisation:
         optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
-        limit), limit_train_batches (a cap on batches per epoch, 0: all), lr_factor / lr_patience /
+        limit), limit_train_batches (a cap on batches per epoch, 0: all), val_every (validate every N epochs; for
+        tiny sets whose epochs are a few steps), lr_factor / lr_patience /
         lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
         early_stop_patience (epochs without a lower ``val_loss``; 0: off), checkpoint_monitor (``val_epe_px``:
         ``best.ckpt`` and ``model.pt`` hold the epoch with the lowest validation keypoint error; ``val_loss``:
@@ -91,6 +92,7 @@ class TrainConfig:
     max_epochs: int = 1000
     max_minutes: float = 0.0
     limit_train_batches: int = 0
+    val_every: int = 1
     lr_factor: float = 0.5
     lr_patience: int = 10
     lr_monitor: str = "train_loss"

@@ -278,7 +278,8 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=cfg.max_epochs, max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
-        limit_train_batches=cfg.limit_train_batches or None, callbacks=callbacks,
+        limit_train_batches=cfg.limit_train_batches or None, check_val_every_n_epoch=max(1, cfg.val_every),
+        callbacks=callbacks,
         logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, enable_progress_bar=progress,
         log_every_n_steps=1, deterministic=False,
     )

@@ -83,6 +83,14 @@ def test_resume_auto_starts_fresh_or_goes_on(tmp_path):
     assert resolve_resume(cfg) == str(ckpt) == resolve_resume(_cfg(tmp_path, tmp_path, "resume=last"))
 
 
+def test_val_every_n_epochs(small_freihand, tmp_path):
+    import csv
+
+    train(_cfg(small_freihand, tmp_path, "val_every=2", "max_epochs=4"), progress=False)
+    rows = list(csv.DictReader(next((tmp_path / "t" / "logs").rglob("metrics.csv")).open()))
+    assert sorted({int(r["epoch"]) for r in rows if r.get("val_loss")}) == [1, 3]
+
+
 def test_last_checkpoint_is_the_last_epoch(small_freihand, tmp_path):
     # with lr 0 the validation loss cannot improve steadily, so "best" stays behind; "last" must not
     train(_cfg(small_freihand, tmp_path, "lr=0.0", "max_epochs=4"), progress=False)
