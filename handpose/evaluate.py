@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def evaluate_bottom_up(model: ModelBundle | str | Path | None, ann_file: str | P
     return score_bottom_up(read_coco_json(ann_file), image_dir, records, results, predictor.skeleton)
 
 
-def score_bottom_up(data: dict, image_dir: str | Path, records: list[Record], results: list[Result],
+def score_bottom_up(data: dict, image_dir: str | Path, records: list[Record], results: Iterable[Result],
                     skeleton: Skeleton) -> dict:
     """Score multi-instance predictions against a COCO keypoints file.
 
@@ -187,7 +188,7 @@ def score_bottom_up(data: dict, image_dir: str | Path, records: list[Record], re
         data: the COCO dict the records were read from (``images`` give the ids by ``file_name``).
         image_dir: the folder the file names are relative to.
         records: per-image :class:`~handpose.data.records.Record` with ``(N, K, 2)`` keypoints and visibility.
-        results: one :class:`~handpose.result.Result` per record, in the same order.
+        results: one :class:`~handpose.result.Result` per record, in the same order (any iterable).
 
     Returns:
         ``{"AP", "AP50", ..., "AR", ..., "n_images", "n_instances", "matched", "error_px": {...}}``; AP and AR are
