@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from handpose import Predictor, load_model
+from handpose.data import load_freihand
+from handpose.data.bottomup import mosaic
 from handpose.data.image import read_image
 from handpose.evaluate import evaluate_bottom_up
 from handpose.visualize import draw_skeleton, save_image
@@ -36,6 +40,20 @@ def draw_multi_hand_images(model: str, ann: str, images: Path, out: Path) -> lis
     return written
 
 
+def draw_val_mosaic(model: str, out: Path) -> str:
+    """Draw the predictions on a 2x2 mosaic of four hgcnn-freihand val photos (the training mosaics use the
+    train split only); the labels are drawn in the left half, the predictions in the right half."""
+    predictor = Predictor(model)
+    records = load_freihand(DATA / "hgcnn-freihand", "val")[::18][:4]
+    image, keypoints, _, _ = mosaic(records, (512, 512))
+    res = predictor.predict_arrays([image])[0]
+    both = np.concatenate([draw_skeleton(image, keypoints, predictor.skeleton),
+                           draw_skeleton(image, res.keypoints, predictor.skeleton)], axis=1)
+    path = out / f"val_mosaic_4labelled_{len(res.keypoints)}found.jpg"
+    save_image(path, both)
+    return str(path)
+
+
 def main() -> None:
     body = evaluate_bottom_up("runs/body_openpose/model.pt",
                               DATA / "coco-person-mini/annotations/person_keypoints_val2017.json",
@@ -44,6 +62,7 @@ def main() -> None:
                                DATA / "coco-wholebody-hands/images")
     drawn = draw_multi_hand_images("runs/hands_openpose/model.pt", "out/multi/hands_heldout.json",
                                    DATA / "coco-wholebody-hands/images", Path("out/multi/grouped"))
+    drawn.append(draw_val_mosaic("runs/hands_openpose/model.pt", Path("out/multi/grouped")))
     print(f"grouped hand predictions drawn: {', '.join(drawn)}")
     minutes = sum(load_model(f"runs/{n}/model.pt").card.get("train_minutes", 0.0)
                   for n in ("body_openpose", "hands_openpose"))
