@@ -131,10 +131,8 @@ class Predictor:
         """Every instance of each image: the network's last stage grouped by :func:`handpose.grouping.group`."""
         if self.flip_test:
             raise HandposeError("flip_test is not supported for bottom-up models")
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
         results = []
-        for p, (kp, sc) in zip(prepared, self.bundle.codec.decode(self.bundle.network(batch)), strict=True):
+        for p, (kp, sc) in zip(prepared, self.bundle.codec.decode(self.forward(batch)), strict=True):
             inv = invert_affine(p.affine)
             kp = apply_affine(inv, kp.reshape(-1, 2)).reshape(kp.shape)  # NaN stays NaN
             boxes = np.repeat(p.box[None], len(kp), axis=0)
