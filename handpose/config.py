@@ -43,7 +43,9 @@ class TrainConfig:
         lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
         early_stop_patience (epochs without a lower ``val_loss``; 0: off), checkpoint_monitor (``val_epe_px``:
         ``best.ckpt`` and ``model.pt`` hold the epoch with the lowest validation keypoint error; ``val_loss``:
-        the lowest loss). schedule: ``plateau`` (the above) or
+        the lowest loss; ``last``: the last epoch, for runs whose validation set does not track what is wanted,
+        such as the bottom-up hand run whose held-out loss stayed flat while its keypoints improved).
+        schedule: ``plateau`` (the above) or
         ``onecycle``: the one-cycle policy (Smith, 2018; torch ``OneCycleLR``: learning rate up to ``lr`` and down,
         Adam's beta1 / SGD momentum 0.95 -> 0.85 -> 0.95), repeated every ``cycle_epochs`` epochs as the small-data
         tutorial does.
@@ -138,8 +140,8 @@ class TrainConfig:
         if self.loss not in ("iou", "mse", "l1", "l2"):
             raise HandposeError(f"loss must be 'iou', 'mse' (heatmaps), 'l1', 'mse' (regression) or 'l2' (bottom-up), "
                                 f"got {self.loss!r}")
-        if self.checkpoint_monitor not in ("val_epe_px", "val_loss"):
-            raise HandposeError(f"checkpoint_monitor must be 'val_epe_px' or 'val_loss', "
+        if self.checkpoint_monitor not in ("val_epe_px", "val_loss", "last"):
+            raise HandposeError(f"checkpoint_monitor must be 'val_epe_px', 'val_loss' or 'last', "
                                 f"got {self.checkpoint_monitor!r}")
         if self.pad_mode not in ("constant", "border"):
             raise HandposeError(f"pad_mode must be 'constant' or 'border', got {self.pad_mode!r}")

@@ -238,7 +238,8 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     Returns:
         ``{"model": path, "best_checkpoint": path, "monitor": name, "best_score": float, "epochs": int,
         "minutes": float}``; the best checkpoint has the lowest ``val_epe_px`` (top-down models, unless
-        ``checkpoint_monitor: val_loss``) or ``val_loss`` (bottom-up).
+        ``checkpoint_monitor: val_loss``) or ``val_loss`` (bottom-up); with ``checkpoint_monitor: last``,
+        ``model.pt`` is exported from the last epoch instead.
 
     Raises:
         HandposeError: for configuration and data errors, before training starts.
@@ -286,17 +287,18 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     t0 = time.time()
     trainer.fit(module, train_dl, val_dl, ckpt_path=resume)
     minutes = (time.time() - t0) / 60.0
-    best = ckpt.best_model_path or last.best_model_path
+    best = last.best_model_path if cfg.checkpoint_monitor == "last" else ckpt.best_model_path or last.best_model_path
+    score = ckpt.best_model_score if cfg.checkpoint_monitor != "last" else None
     result = {"best_checkpoint": best, "epochs": int(trainer.current_epoch), "minutes": round(minutes, 2),
-              "malloc_tuned": malloc_tuned, "monitor": monitor,
-              "best_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")}
+              "malloc_tuned": malloc_tuned, "monitor": "last" if cfg.checkpoint_monitor == "last" else monitor,
+              "best_score": float(score) if score is not None else float("nan")}
     if trainer.is_global_zero and best:
         state = torch.load(best, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         bundle = ModelBundle(module.network, Skeleton.from_dict(meta["skeleton"]), module.codec, meta["mean"],
                              meta["std"], cfg.model, dict(cfg.model_kwargs),
                              {**meta["card"], "train_minutes": round(minutes, 2), "epochs": result["epochs"],
-                              f"best_{monitor}": result["best_score"]}, cfg.pad_mode)
+                              f"best_{result['monitor']}": result["best_score"]}, cfg.pad_mode)
         bundle.save(run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
     return result

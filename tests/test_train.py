@@ -98,6 +98,16 @@ def test_last_checkpoint_is_the_last_epoch(small_freihand, tmp_path):
     assert ck["global_step"] == 8
 
 
+def test_checkpoint_monitor_last_exports_the_last_epoch(small_freihand, tmp_path):
+    out = train(_cfg(small_freihand, tmp_path, "checkpoint_monitor=last", "max_epochs=3"), progress=False)
+    assert Path(out["best_checkpoint"]).name == "last.ckpt" and out["monitor"] == "last"
+    exported = load_model(out["model"]).network.state_dict()
+    last = load_model(tmp_path / "t" / "checkpoints" / "last.ckpt").network.state_dict()
+    assert all(torch.equal(v, exported[k]) for k, v in last.items())
+    with pytest.raises(HandposeError, match="checkpoint_monitor must be"):
+        load_config(None, ["checkpoint_monitor=newest"])
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(HandposeError, match="did you mean"):
         load_config(None, ["learning_rate=0.1"])
