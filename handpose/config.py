@@ -21,6 +21,9 @@ class TrainConfig:
         data_root: the FreiHAND folder.
         split: train / val / test shares of the FreiHAND ids (80/15/5 as in the tutorial).
         train_ann, train_images, val_ann, val_images: COCO json files and their image folders.
+        extra_train: more labelled sets added to the train split, each ``{ann: COCO json, images: folder}``
+            with the same keypoints as the main set (for example in-the-wild COCO hands beside FreiHAND photos);
+            validation stays on the main set.
         box_margin: COCO crops: bbox grown by this share of its longer side on each side.
         skeleton: built-in Skeleton name; empty for COCO means the json's category.
         flip_pairs: ``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left and
@@ -70,6 +73,7 @@ class TrainConfig:
     train_images: str = ""
     val_ann: str = ""
     val_images: str = ""
+    extra_train: list = field(default_factory=list)
     box_margin: float = 0.25
     skeleton: str = "hand21"
     flip_pairs: list = field(default_factory=list)
@@ -147,6 +151,9 @@ class TrainConfig:
             raise HandposeError(f"pad_mode must be 'constant' or 'border', got {self.pad_mode!r}")
         if self.schedule not in ("plateau", "onecycle"):
             raise HandposeError(f"schedule must be 'plateau' or 'onecycle', got {self.schedule!r}")
+        for i, extra in enumerate(self.extra_train):
+            if not isinstance(extra, dict) or set(extra) != {"ann", "images"}:
+                raise HandposeError(f"extra_train[{i}]: expected {{ann: COCO json, images: folder}}, got {extra!r}")
         for i, stage in enumerate(self.stages):
             if not isinstance(stage, dict):
                 raise HandposeError(f"stages[{i}]: expected a mapping of config overrides, got {stage!r}")

@@ -115,23 +115,32 @@ class KeypointModule(L.LightningModule):
 
 def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tuple[list[Record], Skeleton]:
     """Records of the ``train`` or ``val`` split named by the config, and their Skeleton (COCO: one record per
-    annotation, or per image with ``per_instance=False`` for bottom-up models).
+    annotation, or per image with ``per_instance=False`` for bottom-up models). The train split also gets the
+    records of every ``extra_train`` set, read with the main set's Skeleton.
 
     Raises:
-        HandposeError: missing data paths or any reader error.
+        HandposeError: missing data paths, an extra set whose keypoints differ from the main set's, or any reader
+            error.
     """
     limit = cfg.limit_records or None
     if cfg.dataset == "freihand":
         if not cfg.data_root:
             raise HandposeError("config: dataset 'freihand' needs data_root")
         skeleton = get_skeleton(cfg.skeleton or "hand21")
-        return load_freihand(cfg.data_root, split, cfg.split, skeleton, limit), skeleton
-    ann, images = (cfg.train_ann, cfg.train_images) if split == "train" else (cfg.val_ann, cfg.val_images)
-    if not ann or not images:
-        raise HandposeError(f"config: dataset 'coco' needs {split}_ann and {split}_images")
-    skeleton = get_skeleton(cfg.skeleton) if cfg.skeleton else None
-    records, skeleton = load_coco(ann, images, skeleton, margin=cfg.box_margin, per_instance=per_instance)
-    return records[:limit] if limit else records, skeleton
+        records = load_freihand(cfg.data_root, split, cfg.split, skeleton, limit)
+    else:
+        ann, images = (cfg.train_ann, cfg.train_images) if split == "train" else (cfg.val_ann, cfg.val_images)
+        if not ann or not images:
+            raise HandposeError(f"config: dataset 'coco' needs {split}_ann and {split}_images")
+        skeleton = get_skeleton(cfg.skeleton) if cfg.skeleton else None
+        records, skeleton = load_coco(ann, images, skeleton, margin=cfg.box_margin, per_instance=per_instance)
+        records = records[:limit] if limit else records
+    if split == "train":
+        for extra in cfg.extra_train:
+            more, _ = load_coco(extra["ann"], extra["images"], skeleton, margin=cfg.box_margin,
+                                per_instance=per_instance)
+            records = records + (more[:limit] if limit else more)
+    return records, skeleton
 
 
 def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tuple[Dataset, Dataset, dict]:

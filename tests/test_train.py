@@ -197,3 +197,24 @@ def test_stages_freeze_then_unfreeze(small_freihand, tmp_path):
     again = train(_cfg(small_freihand, tmp_path, *base, "name=staged", f"init_weights={m0}", stages, "resume=last"),
                   progress=False)
     assert [s.get("skipped") for s in again["stages"]] == [True, True]
+
+
+def test_extra_train_sets_join_the_train_split_only(small_freihand, hands_coco, tmp_path):
+    import json
+
+    from handpose.train import load_records
+
+    ann, images = hands_coco
+    hands = [a for a in json.loads(Path(ann).read_text())["annotations"]
+             if not a.get("iscrowd") and a.get("num_keypoints", 1) >= 1]
+    cfg = _cfg(small_freihand, tmp_path, f"extra_train=[{{ann: {ann}, images: {images}}}]")
+    train_recs, skeleton = load_records(cfg, "train")
+    assert skeleton == HAND21 and len(train_recs) == 16 + len(hands)
+    assert {r.image_path.parent for r in train_recs[16:]} == {Path(images)}
+    assert len(load_records(cfg, "val")[0]) == 3  # validation stays on the main set
+    body = Path(ann).parents[2] / "coco-person-mini" / "annotations" / "person_keypoints_val2017.json"
+    wrong = _cfg(small_freihand, tmp_path, f"extra_train=[{{ann: {body}, images: {body.parents[1] / 'val2017'}}}]")
+    with pytest.raises(HandposeError, match="person_keypoints_val2017.json.*21"):
+        load_records(wrong, "train")
+    with pytest.raises(HandposeError, match=r"extra_train\[0\]: expected"):
+        _cfg(small_freihand, tmp_path, f"extra_train=[{{ann: {ann}}}]")
