@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
@@ -233,9 +232,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         init = results[-1]["model"]
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(cfg.run_dir / "config.yaml")
-    shutil.copy(init, cfg.run_dir / "model.pt")
+    # the run's model is the last stage's, its card counting the minutes of every stage (finished ones included)
+    stage_minutes = [float(load_model(r["model"]).card.get("train_minutes", 0.0)) for r in results]
+    bundle = load_model(init)
+    bundle.card = {**bundle.card, "train_minutes": round(sum(stage_minutes), 2), "stage_minutes": stage_minutes}
+    bundle.save(cfg.run_dir / "model.pt")
     return {**results[-1], "model": str(cfg.run_dir / "model.pt"), "stages": results,
-            "minutes": round(sum(r.get("minutes", 0.0) for r in results), 2)}
+            "minutes": round(sum(stage_minutes), 2)}
+
+
+def _fit_minutes(trainer: L.Trainer, t0: float) -> float:
+    """Minutes of fitting, counting the earlier parts of a resumed run: Lightning's ``Timer`` (present when
+    ``max_minutes`` is set) keeps the elapsed time in its checkpoints; without it, this process's wall clock."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    return (timer.time_elapsed("train") if timer is not None else time.time() - t0) / 60.0
 
 
 def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
@@ -295,7 +305,7 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     )
     t0 = time.time()
     trainer.fit(module, train_dl, val_dl, ckpt_path=resume)
-    minutes = (time.time() - t0) / 60.0
+    minutes = _fit_minutes(trainer, t0)
     best = last.best_model_path if cfg.checkpoint_monitor == "last" else ckpt.best_model_path or last.best_model_path
     score = ckpt.best_model_score if cfg.checkpoint_monitor != "last" else None
     result = {"best_checkpoint": best, "epochs": int(trainer.current_epoch), "minutes": round(minutes, 2),

@@ -65,11 +65,16 @@ def test_lightning_run_checkpoints_and_resume(small_freihand, tmp_path):
     from_ckpt = load_model(out["best_checkpoint"])  # model.pt holds the best checkpoint's weights
     exported = bundle.network.state_dict()
     assert all(torch.equal(v, exported[k]) for k, v in from_ckpt.network.state_dict().items())
-    # resume from the last checkpoint and continue to epoch 3
-    out2 = train(_cfg(small_freihand, tmp_path, "resume=last", "max_epochs=3"), progress=False)
+    # resume from the last checkpoint and continue to epoch 3; with a time limit, Lightning's Timer keeps the
+    # elapsed time in the checkpoint and the reported minutes include the first part
+    out2 = train(_cfg(small_freihand, tmp_path, "resume=last", "max_epochs=3", "max_minutes=60"), progress=False)
     assert out2["epochs"] == 3
     ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert ck["global_step"] == 6  # 2 batches x 3 epochs: the run went on from step 4, not from 0
+    out3 = train(_cfg(small_freihand, tmp_path, "resume=last", "max_epochs=4", "max_minutes=60"), progress=False)
+    timer = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")["callbacks"]["Timer"]
+    assert out3["minutes"] > out2["minutes"] > 0
+    assert out3["minutes"] == pytest.approx(timer["time_elapsed"]["train"] / 60, abs=0.02)
 
 
 def test_resume_auto_starts_fresh_or_goes_on(tmp_path):
@@ -197,6 +202,11 @@ def test_stages_freeze_then_unfreeze(small_freihand, tmp_path):
     again = train(_cfg(small_freihand, tmp_path, *base, "name=staged", f"init_weights={m0}", stages, "resume=last"),
                   progress=False)
     assert [s.get("skipped") for s in again["stages"]] == [True, True]
+    # the run's model card counts the minutes of both stages, also when they were skipped on resume
+    stage_minutes = [load_model(tmp_path / "staged" / f"stage{i}" / "model.pt").card["train_minutes"] for i in (1, 2)]
+    assert min(stage_minutes) > 0
+    assert load_model(again["model"]).card["train_minutes"] == pytest.approx(sum(stage_minutes), abs=0.01)
+    assert again["minutes"] == pytest.approx(sum(stage_minutes), abs=0.01)
 
 
 def test_extra_train_sets_join_the_train_split_only(small_freihand, hands_coco, tmp_path):
