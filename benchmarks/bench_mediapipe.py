@@ -1,6 +1,6 @@
 """handpose's default model side by side with MediaPipe Hands on the same real images, in one run.
 
-    python benchmarks/bench_mediapipe.py [--mediapipe-python .venv-mediapipe/bin/python]
+    python benchmarks/bench_mediapipe.py [--mediapipe-python .venv-mediapipe/bin/python] [--model NAME_OR_FILE]
 
 Images: the hgcnn-freihand val split (73 photos, 256x256) and square crops of the coco-wholebody-hands hands
 (bbox grown by 25% of its longer side on each side, resized to 256x256). MediaPipe 0.10.21 runs in its own
@@ -81,12 +81,30 @@ def run_mediapipe(python: str, paths: list[Path], complexity: int) -> tuple[list
 def score(pred: list, gt: np.ndarray, mask: np.ndarray) -> dict:
     found = np.array([p is not None for p in pred])
     if not found.any():
-        return {"epe_px": float("nan"), "median_px": float("nan"), "pck@0.2": float("nan"), "missing": len(pred)}
+        return {"epe_px": float("nan"), "median_px": float("nan"), "pck@0.2": float("nan"), "missing": len(pred),
+                "per_image": np.full(len(pred), np.nan)}
     p = np.stack([np.asarray(x, np.float64) for x, f in zip(pred, found, strict=True) if f])
     e = M.keypoint_errors(p, gt[found], mask[found])
+    per_image = np.full(len(pred), np.nan)
+    per_image[found] = np.nanmean(e, axis=1)
     return {"epe_px": float(np.nanmean(e)), "median_px": float(np.nanmedian(e)),
             "pck@0.2": M.pck(p, gt[found], mask[found], 0.2, M.keypoint_box_size(gt[found], mask[found])),
-            "missing": int((~found).sum())}
+            "missing": int((~found).sum()), "per_image": per_image}
+
+
+def head_to_head(rows: list, paths: dict) -> None:
+    """Per image: where handpose (onnxruntime) has the lower mean error than each MediaPipe run, and the photos
+    that cost handpose most."""
+    for name in paths:
+        hp = next(r[3]["per_image"] for r in rows if r[0] == name and r[1] == "handpose onnx")
+        for label, s in ((r[1], r[3]) for r in rows if r[0] == name and r[1].startswith("mediapipe")):
+            both = ~np.isnan(s["per_image"])
+            wins = int((hp[both] < s["per_image"][both]).sum())
+            print(f"{name}: handpose onnx has the lower error on {wins} of {int(both.sum())} images "
+                  f"that {label} returned a hand for")
+        worst = np.argsort(-np.nan_to_num(hp, nan=-1))[:8]
+        print(f"{name}: handpose's worst images: "
+              + ", ".join(f"{paths[name][i].name} {hp[i]:.1f} px" for i in worst))
 
 
 def main() -> None:
@@ -94,11 +112,12 @@ def main() -> None:
     ap.add_argument("--mediapipe-python", default=str(REPO / ".venv-mediapipe" / "bin" / "python"))
     ap.add_argument("--complexity", type=int, nargs="+", default=[0, 1],
                     help="MediaPipe model_complexity values to run (0: faster, 1: more accurate)")
+    ap.add_argument("--model", default=None, help="handpose model name or file (default: the bundled default)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_mp_"))
     sets = build_sets(tmp)
-    export_onnx(load_model(), tmp / "default.onnx")
-    handpose_runs = {"handpose onnx": load_onnx(tmp / "default.onnx"), "handpose torch": load_model()}
+    export_onnx(load_model(args.model), tmp / "default.onnx")
+    handpose_runs = {"handpose onnx": load_onnx(tmp / "default.onnx"), "handpose torch": load_model(args.model)}
     rows = []
     for name, (paths, gt, mask) in sets.items():
         runs = [(label, *run_handpose(paths, model)) for label, model in handpose_runs.items()]
@@ -111,6 +130,7 @@ def main() -> None:
     for name, label, n, s, ms in rows:
         print(f"{name:28s} {label:14s} {n:4d} {s['epe_px']:8.2f} {s['median_px']:10.2f} {s['pck@0.2']:8.3f} "
               f"{s['missing']:8d} {ms:9.2f}")
+    head_to_head(rows, {name: v[0] for name, v in sets.items()})
     fh = {r[1]: r for r in rows if r[0] == "hgcnn-freihand val"}
     mp = [r for label, r in fh.items() if label.startswith("mediapipe")]
     hp = fh["handpose onnx"]
@@ -122,7 +142,8 @@ def main() -> None:
             "handpose_missing": sum(r[3]["missing"] for r in rows if r[1] == "handpose onnx"),
             "mediapipe_missing": min(sum(r[3]["missing"] for r in rows if r[1] == f"mediapipe c{c}")
                                      for c in args.complexity),
-            "per_set": {f"{r[0]} / {r[1]}": {**{k: round(v, 3) for k, v in r[3].items()}, "ms": round(r[4], 2)}
+            "per_set": {f"{r[0]} / {r[1]}": {**{k: round(v, 3) for k, v in r[3].items() if k != "per_image"},
+                                              "ms": round(r[4], 2)}
                         for r in rows}}
     print(json.dumps(line))
 
