@@ -1,6 +1,7 @@
 """handpose's default model side by side with MediaPipe Hands on the same real images, in one run.
 
     python benchmarks/bench_mediapipe.py [--mediapipe-python .venv-mediapipe/bin/python] [--model NAME_OR_FILE]
+        [--coco-ann out/multi/hands_heldout.json]
 
 Images: the hgcnn-freihand val split (73 photos, 256x256) and square crops of the coco-wholebody-hands hands
 (bbox grown by 25% of its longer side on each side, resized to 256x256). MediaPipe 0.10.21 runs in its own
@@ -38,12 +39,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
-def build_sets(tmp: Path) -> dict[str, tuple[list[Path], np.ndarray, np.ndarray]]:
+def build_sets(tmp: Path, coco_ann: Path) -> dict[str, tuple[list[Path], np.ndarray, np.ndarray]]:
     sets = {}
     val = load_freihand(DATA / "hgcnn-freihand", "val")
     sets["hgcnn-freihand val"] = ([r.image_path for r in val], np.stack([r.keypoints[0] for r in val]),
                                   np.stack([r.visible[0] > 0 for r in val]))
-    recs, _ = load_coco(DATA / "coco-wholebody-hands" / "annotations" / "hands_val.json",
+    recs, _ = load_coco(coco_ann,
                         DATA / "coco-wholebody-hands" / "images", margin=0.25)
     paths, kps = [], []
     for i, r in enumerate(recs):
@@ -112,10 +113,12 @@ def main() -> None:
     ap.add_argument("--mediapipe-python", default=str(REPO / ".venv-mediapipe" / "bin" / "python"))
     ap.add_argument("--complexity", type=int, nargs="+", default=[0, 1],
                     help="MediaPipe model_complexity values to run (0: faster, 1: more accurate)")
+    ap.add_argument("--coco-ann", type=Path, default=DATA / "coco-wholebody-hands" / "annotations" / "hands_val.json",
+                    help="the COCO hands to crop (for a model trained on some of them: the held-out part only)")
     ap.add_argument("--model", default=None, help="handpose model name or file (default: the bundled default)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_mp_"))
-    sets = build_sets(tmp)
+    sets = build_sets(tmp, args.coco_ann)
     export_onnx(load_model(args.model), tmp / "default.onnx")
     handpose_runs = {"handpose onnx": load_onnx(tmp / "default.onnx"), "handpose torch": load_model(args.model)}
     rows = []
