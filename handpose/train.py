@@ -233,8 +233,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(cfg.run_dir / "config.yaml")
     # the run's model is the last stage's, its card counting the minutes of every stage (finished ones included)
-    stage_minutes = [float(load_model(r["model"]).card.get("train_minutes", 0.0)) for r in results]
-    bundle = load_model(init)
+    bundles = [load_model(r["model"]) for r in results]  # the last one is ``init``
+    stage_minutes = [float(b.card.get("train_minutes", 0.0)) for b in bundles]
+    bundle = bundles[-1]
     bundle.card = {**bundle.card, "train_minutes": round(sum(stage_minutes), 2), "stage_minutes": stage_minutes}
     bundle.save(cfg.run_dir / "model.pt")
     return {**results[-1], "model": str(cfg.run_dir / "model.pt"), "stages": results,
