@@ -267,6 +267,33 @@ def export(
         _fail(e)
 
 
+@app.command("import-weights")
+def import_weights(
+    src: Path = typer.Argument(None, help="the original file: .onnx, .tflite or OpenVINO .xml (with its .bin)"),
+    out: Path = typer.Argument(None, help="the converted weights file to write (.pt, float16)"),
+    source: str = typer.Option(None, help="which known network the file holds (default: recognised)"),
+    list_: bool = typer.Option(False, "--list", help="list the known networks and the shipped converted weights"),
+) -> None:
+    """Convert a pretrained network once into handpose weights (use it as `pretrained:` in a training config)."""
+    from handpose.models.pretrained import SOURCES, convert_source, shipped_weights
+
+    if list_:
+        table = Table("name", "original file", "input", "licence", "shipped")
+        shipped = set(shipped_weights())
+        for s in SOURCES.values():
+            table.add_row(s.name, s.file, s.normalize, s.licence, "yes" if s.name in shipped else "")
+        console.print(table)
+        return
+    if src is None or out is None:
+        _fail(HandposeError("import-weights needs SRC and OUT (or --list)"))
+    try:
+        meta = convert_source(src, out, source)
+    except HandposeError as e:
+        _fail(e)
+    console.print(f"wrote {out}: {meta['source']} ({meta['tensors']} tensors, float16) from {src} "
+                  f"sha256 {meta['sha256'][:12]}...; licence {meta['licence']}")
+
+
 @app.command()
 def models() -> None:
     """List the bundled models with their cards."""

@@ -53,7 +53,13 @@ class TrainConfig:
         Adam's beta1 / SGD momentum 0.95 -> 0.85 -> 0.95), repeated every ``cycle_epochs`` epochs as the small-data
         tutorial does.
         freeze_backbone: train only the head of a backbone model. init_weights: start from the network weights of
-        a model file or checkpoint.
+        a model file or checkpoint (all must fit).
+        pretrained: start from pretrained weights, loading every tensor that fits (a backbone alone or the whole
+        network; the log says what was loaded and what stayed random): a shipped name (``handpose import-weights
+        --list``), a converted ``.pt``, an original ``.onnx`` / ``.tflite`` / OpenVINO ``.xml``, a handpose model or
+        a torchvision state_dict. normalize: input normalisation, ``dataset`` (the train split's channel statistics,
+        as the hand tutorial), ``imagenet``, ``unit`` ([0, 1]), ``symmetric`` ([-1, 1]), ``openpose``; empty: the
+        pretrained network's own when ``pretrained`` is a known source, else ``dataset``.
     Stages: a list of mappings of overrides (e.g. ``{max_epochs: 50, freeze_backbone: true}``), run one after the
         other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh optimiser); the
         last stage's ``model.pt`` is copied to ``<name>/model.pt``.
@@ -108,6 +114,8 @@ class TrainConfig:
     cycle_epochs: int = 100
     freeze_backbone: bool = False
     init_weights: str = ""
+    pretrained: str = ""
+    normalize: str = ""
 
     aug_rotate: float = 30.0
     aug_scale: float = 0.2
@@ -160,6 +168,9 @@ class TrainConfig:
             _check_keys(stage, f"stages[{i}]")
             if "stages" in stage:
                 raise HandposeError(f"stages[{i}]: stages cannot be nested")
+        if self.normalize not in ("", "dataset", "imagenet", "unit", "symmetric", "openpose"):
+            raise HandposeError(f"normalize must be 'dataset', 'imagenet', 'unit', 'symmetric' or 'openpose' (or "
+                                f"empty), got {self.normalize!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise HandposeError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 

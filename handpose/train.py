@@ -22,6 +22,7 @@ from handpose.data.freihand import load_freihand
 from handpose.data.records import Record
 from handpose.errors import HandposeError
 from handpose.losses import LOSSES, LOSSES_FOR, masked_l2
+from handpose.models.pretrained import NORMALIZATIONS, load_pretrained_into, source_of
 from handpose.models.zoo import create_model, output_kind
 from handpose.runtime import tune_malloc
 from handpose.skeleton import Skeleton, get_skeleton
@@ -58,6 +59,9 @@ class KeypointModule(L.LightningModule):
                                     num_limbs=len(skeleton.limbs), **bundle["arch_kwargs"])
         self.codec = make_codec(input_size=bundle["input_size"], skeleton=skeleton, **bundle["codec"])
         self.loss_fn = LOSSES.get(self.cfg.loss)
+        if self.cfg.pretrained:
+            report = load_pretrained_into(self.network, self.cfg.pretrained)
+            print(report.summary(), flush=True)
         if self.cfg.init_weights:
             init = load_model(self.cfg.init_weights).network.state_dict()
             missing, unexpected = self.network.load_state_dict(init, strict=False)
@@ -142,6 +146,20 @@ def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tup
     return records, skeleton
 
 
+def normalization_name(cfg: TrainConfig) -> str:
+    """``normalize``, or when empty the pretrained network's own (a known source), else ``dataset``."""
+    if cfg.normalize:
+        return cfg.normalize
+    source = source_of(cfg.pretrained) if cfg.pretrained else None
+    return source.normalize if source is not None else "dataset"
+
+
+def input_normalization(cfg: TrainConfig) -> tuple[list[float], list[float]] | None:
+    """``(mean, std)`` fixed by :func:`normalization_name`, or None for the train split's channel statistics."""
+    name = normalization_name(cfg)
+    return None if name == "dataset" else NORMALIZATIONS[name]
+
+
 def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tuple[Dataset, Dataset, dict]:
     """Train and val datasets plus the bundle metadata (mean/std computed on the train split).
 
@@ -158,16 +176,18 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
                             f"{val_skeleton.num_keypoints}")
     codec = make_codec(codec_kind, cfg.input_size, network_stride, cfg.sigma, cfg.decode, skeleton, cfg.paf_width)
     aug = cfg.augment()
+    fixed = input_normalization(cfg)
     if bottom_up:
         mosaic = load_freihand(cfg.mosaic_root, "train", cfg.split, skeleton) if cfg.mosaic_root else []
-        mean, std = channel_stats(place(r, tuple(cfg.input_size), cfg.pad_mode)[0] for r in train_records + mosaic)
+        mean, std = fixed or channel_stats(place(r, tuple(cfg.input_size), cfg.pad_mode)[0]
+                                           for r in train_records + mosaic)
         train_ds = BottomUpDataset(train_records, skeleton, codec, mean, std, aug, mosaic, cfg.mosaic_prob,
                                    cfg.pad_mode)
         val_ds = BottomUpDataset(val_records, skeleton, codec, mean, std, None, pad_mode=cfg.pad_mode)
     else:
         cache = cfg.cache_dir or cfg.cache
         train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cache, pad_mode=cfg.pad_mode)
-        mean, std = channel_stats(train_ds.raw(i)[0] for i in range(len(train_ds)))
+        mean, std = fixed or channel_stats(train_ds.raw(i)[0] for i in range(len(train_ds)))
         train_ds.mean, train_ds.std = mean, std
         val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cache,
                                  pad_mode=cfg.pad_mode)
@@ -220,8 +240,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     results = []
     init = cfg.init_weights
     for i, overrides in enumerate(cfg.stages, start=1):
+        # later stages start from the previous stage's weights, not again from the pretrained ones
+        later = {"pretrained": "", "normalize": normalization_name(cfg)} if i > 1 else {}
         stage_cfg = dataclasses.replace(cfg, **{**overrides, "stages": [], "name": f"{cfg.name}/stage{i}",
-                                                "init_weights": init, "resume": ""})
+                                                "init_weights": init, "resume": "", **later})
         done = stage_cfg.run_dir / "model.pt"
         if cfg.resume in ("last", "auto") and done.is_file():
             results.append({"model": str(done), "skipped": True})
