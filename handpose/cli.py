@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from handpose.data.image import MAX_PIXELS
 from handpose.errors import HandposeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="2D hand pose estimation: train, evaluate, predict.")
@@ -18,7 +21,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(e: Exception) -> None:
-    err_console.print(f"[red]error:[/red] {e}")
+    err_console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -34,7 +37,7 @@ def train(
 
     try:
         cfg = load_config(config, set_)
-        console.print(f"run folder: {cfg.run_dir}  (glibc allocator tuning: "
+        console.print(f"run folder: {escape(str(cfg.run_dir))}  (glibc allocator tuning: "
                       f"{'on' if cfg.tune_malloc else 'off'}; turn off with --set tune_malloc=false)")
         result = run_train(cfg, progress=progress)
     except HandposeError as e:
@@ -42,32 +45,70 @@ def train(
     console.print_json(json.dumps(result))
 
 
+def _plan_overlays(overlay: Path, images: list[Path], videos: list[str]) -> tuple[list[Path], list[Path]]:
+    """Overlay files for the images (PNG) and the videos (MP4), checked before any work.
+
+    ``overlay`` is a folder, or with a video suffix the file for a single video given alone. Names are made
+    unique and never one of the inputs (see :func:`handpose.predict.overlay_names`).
+
+    Raises:
+        HandposeError: a video-suffixed ``overlay`` with images or several videos, or an unwritable folder.
+    """
+    from handpose.atomic import check_writable
+    from handpose.predict import overlay_names
+    from handpose.video import VIDEO_SUFFIXES
+
+    inputs = [*images, *(Path(v) for v in videos if not v.isdigit())]
+    if overlay.suffix.lower() in VIDEO_SUFFIXES and not overlay.is_dir():
+        if images or len(videos) != 1:
+            raise HandposeError(f"--overlay {overlay} names one video file, but the inputs are {len(images)} "
+                                f"images and {len(videos)} videos: give a folder for them")
+        if not videos[0].isdigit() and overlay.resolve() == Path(videos[0]).resolve():
+            raise HandposeError(f"--overlay {overlay} is the input video itself")
+        check_writable(overlay.parent, "--overlay folder")
+        return [], [overlay]
+    if overlay.exists() and not overlay.is_dir():
+        raise HandposeError(f"--overlay {overlay} is a file; give a folder (or OUT.mp4 for a single video)")
+    check_writable(overlay, "--overlay folder")
+    return overlay_names(images, overlay, ".png", inputs), overlay_names(videos, overlay, ".mp4", inputs)
+
+
 @app.command()
 def predict(
     inputs: list[str] = typer.Argument(..., help="image files, folders, glob patterns, videos or a camera index"),
     model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file (default: bundled)"),
     runtime: str = typer.Option("torch", help="torch, or onnx (onnxruntime; a .onnx model, or exported on the fly)"),
-    json_out: Path = typer.Option(None, "--json", help="write results: a list of {file_name, keypoints, score}"),
-    overlay: Path = typer.Option(None, "--overlay", help="folder for drawn images/videos (OUT.mp4: one video)"),
+    json_out: Path = typer.Option(None, "--json", help="write results as they come: a list of {file_name, "
+                                  "keypoints, score} (complete with what was done if the run is stopped)"),
+    overlay: Path = typer.Option(None, "--overlay", help="folder for drawn images/videos (OUT.mp4: one video); "
+                                 "names are made unique and never overwrite an input"),
     batch_size: int = typer.Option(32, help="images per forward pass"),
     workers: int = typer.Option(-1, help="processes reading images ahead of the network (-1: 1 when there is more "
                                 "than one batch, else 0)"),
+    max_pixels: int = typer.Option(MAX_PIXELS, help="skip (and report) images with more pixels than this, read "
+                                   "from the file header before decoding (0: no limit)"),
     smooth: bool = typer.Option(False, help="videos: steady keypoints over time with the One-Euro filter"),
     min_cutoff: float = typer.Option(1.0, help="One-Euro cutoff at rest, Hz (lower: steadier)"),
     beta: float = typer.Option(0.01, help="One-Euro speed coefficient (higher: less lag)"),
     flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
 ) -> None:
-    """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed."""
+    """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed
+    (130 after Ctrl-C, 143 after SIGTERM, the results so far written)."""
+    from handpose.atomic import JsonListWriter
     from handpose.data.image import read_image
     from handpose.filters import OneEuroFilter
     from handpose.predict import Predictor, expand_inputs
     from handpose.video import is_video_source, predict_video
     from handpose.visualize import draw_skeleton, save_image
 
+    videos = [i for i in inputs if is_video_source(i)]
+    paths, problems = expand_inputs([i for i in inputs if not is_video_source(i)])
+    writer = None
     try:
         if runtime not in ("torch", "onnx"):
             raise HandposeError(f"--runtime must be torch or onnx, got {runtime!r}")
+        image_overlays, video_overlays = _plan_overlays(overlay, paths, videos) if overlay else ([], [])
         bundle = model
         if runtime == "onnx" and not str(model or "").lower().endswith(".onnx"):
             import tempfile
@@ -78,19 +119,17 @@ def predict(
             export_onnx(model, onnx_path)
             bundle = load_onnx(onnx_path)
         predictor = Predictor(bundle, batch_size, flip_test=flip_test)
+        writer = JsonListWriter(json_out) if json_out is not None else None  # checked before any work
     except HandposeError as e:
         _fail(e)
-    videos = [i for i in inputs if is_video_source(i)]
-    paths, problems = expand_inputs([i for i in inputs if not is_video_source(i)])
     failures: list[str] = []
 
     def report(message: str) -> None:
         failures.append(message)
-        err_console.print(f"[red]skipped:[/red] {message}")
+        err_console.print(f"[red]skipped:[/red] {escape(message)}", soft_wrap=True)
 
     for _, m in problems:
         report(m)
-    entries = []
     names = predictor.skeleton.keypoints
 
     def show(res, label: str) -> None:
@@ -98,39 +137,71 @@ def predict(
             return
         for n, (kp, sc) in enumerate(zip(res.keypoints, res.scores, strict=True)):
             pts = "  ".join(f"{names[k]}=({x:.1f}, {y:.1f})" for k, (x, y) in enumerate(kp))
-            console.print(f"[bold]{label}[/bold] #{n} score {sc.mean():.3f}: {pts}", soft_wrap=True)
+            console.print(f"[bold]{escape(label)}[/bold] #{n} score {sc.mean():.3f}: {pts}", soft_wrap=True)
 
     n_images = 0
+    stopped = None
     workers = (1 if len(paths) > batch_size else 0) if workers < 0 else workers
-    for res in predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers):
-        n_images += 1
-        entries.extend(res.to_coco())
-        show(res, res.file_name)
-        if overlay is not None:
-            img = read_image(res.file_name, exif_transpose=True)
-            drawn = draw_skeleton(img, res.keypoints, predictor.skeleton)
-            save_image(overlay / (Path(res.file_name).stem + ".png"), drawn)
-    for source in videos:
-        out = None
-        if overlay is not None:
-            single = len(videos) == 1 and overlay.suffix.lower() in (".mp4", ".avi", ".mov")
-            out = overlay if single else overlay / f"{Path(source).stem or 'camera' + source}.mp4"
-        smoother = OneEuroFilter(min_cutoff, beta) if smooth else None
-        try:
-            for fr in predict_video(predictor, source, out, smoother, lambda i, m, s=source: report(f"{s}: {m}"),
-                                    progress=not quiet, batch_size=min(batch_size, 16)):
-                n_images += 1
-                entries.extend(fr.to_json())
-                show(fr.result, f"{source} frame {fr.index}")
-        except HandposeError as e:
-            report(str(e))
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(entries, indent=1))
+    overlay_of = dict(zip(map(str, paths), image_overlays, strict=False))
+    previous = _on_sigterm(_raise_stop)
+    try:
+        for res in predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers,
+                                           max_pixels=max_pixels or None):
+            n_images += 1
+            if writer is not None:
+                writer.write(res.to_coco())
+            show(res, res.file_name)
+            if overlay is not None:
+                try:
+                    img = read_image(res.file_name, exif_transpose=True, max_pixels=max_pixels or None)
+                    save_image(overlay_of[res.file_name], draw_skeleton(img, res.keypoints, predictor.skeleton))
+                except HandposeError as e:
+                    report(f"overlay: {e}")
+        for source, out in zip(videos, video_overlays or [None] * len(videos), strict=True):
+            smoother = OneEuroFilter(min_cutoff, beta) if smooth else None
+            try:
+                for fr in predict_video(predictor, source, out, smoother,
+                                        lambda i, m, s=source: report(f"{s}: {m}"),
+                                        progress=not quiet, batch_size=min(batch_size, 16)):
+                    n_images += 1
+                    if writer is not None:
+                        writer.write(fr.to_json())
+                    show(fr.result, f"{source} frame {fr.index}")
+            except HandposeError as e:
+                report(str(e))
+    except KeyboardInterrupt:
+        stopped = 130
+    except _Stopped:
+        stopped = 143
+    finally:
+        _on_sigterm(previous)
+        if writer is not None:
+            writer.close()
     console.print(f"{n_images} images/frames predicted" + (f", {len(failures)} failed" if failures else "")
-                  + (f"; results in {json_out}" if json_out else "") + (f"; overlays in {overlay}" if overlay else ""))
+                  + (f"; results in {escape(str(json_out))}" if json_out else "")
+                  + (f"; overlays in {escape(str(overlay))}" if overlay else ""), soft_wrap=True)
+    if stopped:
+        err_console.print(f"[red]stopped[/red] by {'Ctrl-C' if stopped == 130 else 'SIGTERM'} after {n_images} "
+                          "images/frames" + ("; their results are written" if json_out else ""))
+        raise typer.Exit(stopped)
     if failures:
         raise typer.Exit(1)
+
+
+class _Stopped(Exception):
+    """SIGTERM turned into an exception, so that results so far are written before the exit."""
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stopped()
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler, returning the previous one (None off the main thread, where none can be set)."""
+    try:
+        return signal.signal(signal.SIGTERM, handler) if handler is not None else None
+    except ValueError:
+        return None
 
 
 def _labelled_records(freihand: Path | None, split: str, coco: Path | None, images: Path | None, margin: float,
@@ -193,7 +264,7 @@ def evaluate(
     except HandposeError as e:
         _fail(e)
     summary = ev.summary()
-    table = Table(title=f"{len(records)} images, model {model or 'default'}")
+    table = Table(title=escape(f"{len(records)} images, model {model or 'default'}"))
     table.add_column("metric")
     table.add_column("value")
     for row in format_table(summary):
@@ -204,7 +275,7 @@ def evaluate(
         json_out.write_text(json.dumps(summary, indent=2))
     if report is not None:
         write_report(ev, summary, report, plots=True, skeleton=bundle.skeleton)
-        console.print(f"report in {report}")
+        console.print(f"report in {escape(str(report))}")
 
 
 @app.command()
@@ -234,7 +305,7 @@ def draw(
             save_image(out / name, draw_skeleton(img, kp, skeleton))
     except HandposeError as e:
         _fail(e)
-    console.print(f"{min(len(records), limit or len(records))} images drawn in {out}")
+    console.print(f"{min(len(records), limit or len(records))} images drawn in {escape(str(out))}")
 
 
 @app.command()
@@ -255,14 +326,14 @@ def export(
         if format != "onnx":
             raise HandposeError(f"--format {format!r}: only onnx is supported")
         diff = export_onnx(model, out, opset)
-        console.print(f"wrote {out}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
+        console.print(f"wrote {escape(str(out))}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
         if int8 is not None:
             paths, problems = expand_inputs(calibration or [])
             if problems or not paths:
                 raise HandposeError("--int8 needs --calibration images: " + "; ".join(m for _, m in problems))
             quantize_int8(out, int8, [read_image(p) for p in paths])
-            console.print(f"wrote {int8} (int8, calibrated on {len(paths)} images); measure its accuracy with "
-                          f"`handpose evaluate --model {int8}`")
+            console.print(escape(f"wrote {int8} (int8, calibrated on {len(paths)} images); measure its accuracy "
+                                 f"with `handpose evaluate --model {int8}`"))
     except HandposeError as e:
         _fail(e)
 

@@ -12,7 +12,7 @@ import torch
 
 from handpose.bundle import ModelBundle, load_model
 from handpose.data.dataset import normalise
-from handpose.data.image import IMAGE_SUFFIXES, read_image
+from handpose.data.image import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from handpose.data.transforms import (
     apply_affine,
     invert_affine,
@@ -28,15 +28,26 @@ def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
     """Files, folders (their image files, sorted) and glob patterns -> image paths.
 
     Returns:
-        ``(paths, problems)``: problems are ``(item, message)`` for inputs that match nothing.
+        ``(paths, problems)``: problems are ``(item, message)`` for inputs that match nothing, and in folders for
+        image names whose link is broken and for video files (a video is read only when named itself).
     """
+    from handpose.video import VIDEO_SUFFIXES
+
     paths: list[Path] = []
     problems: list[tuple[str, str]] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-            if not found:
+            found, skipped = [], len(problems)
+            for q in sorted(p.iterdir()):
+                suffix = q.suffix.lower()
+                if suffix in IMAGE_SUFFIXES and q.is_file():
+                    found.append(q)
+                elif suffix in IMAGE_SUFFIXES and q.is_symlink():
+                    problems.append((str(q), f"{q}: broken link (its target {q.readlink()} does not exist)"))
+                elif suffix in VIDEO_SUFFIXES:
+                    problems.append((str(q), f"{q}: a video inside a folder is not read; give the video itself"))
+            if not found and len(problems) == skipped:
                 problems.append((str(item), f"{item}: folder has no image files ({', '.join(IMAGE_SUFFIXES)})"))
             paths.extend(found)
         elif p.is_file():
@@ -49,6 +60,52 @@ def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
         else:
             problems.append((str(item), f"{item}: no such file or folder"))
     return paths, problems
+
+
+def overlay_names(files: Sequence[str | Path], folder: str | Path, suffix: str = ".png",
+                  avoid: Iterable[str | Path] = ()) -> list[Path]:
+    """One output file in ``folder`` per input file, distinct for distinct inputs and never one of ``avoid``.
+
+    Names grow only where needed: ``photo.png``; when two inputs share a stem, their suffix is added
+    (``photo_jpg.png``, ``photo_png.png``); when they still clash, their parent folders (``a_photo_jpg.png``);
+    a name that would be an input file (``avoid``, e.g. drawing ``dir/scan.png`` into ``dir``) gets ``_overlay``.
+
+    Returns:
+        Output paths, in the order of ``files``; the same input file given twice maps to the same output.
+    """
+    folder = Path(folder)
+    avoid_set = {Path(a).resolve() for a in avoid}
+    real = [Path(f"camera{f}") if str(f).isdigit() else Path(f).resolve() for f in files]
+
+    def candidate(f: Path, level: int) -> str:
+        ext = f.suffix.lower().lstrip(".")
+        if level == 0:
+            return f.stem
+        if level == 1:
+            return f"{f.stem}_{ext}" if ext else f.stem
+        parents = [q for q in f.parent.parts if q not in ("/", "\\")]
+        return "_".join([*parents[-(level - 1):], f.stem, *([ext] if ext else [])])
+
+    depth = max((len(f.parts) for f in real), default=0) + 1
+    levels = {f: 0 for f in real}
+    while True:
+        names = {f: candidate(f, levels[f]) for f in levels}
+        owners: dict[str, list[Path]] = {}
+        for f, n in names.items():
+            owners.setdefault(n, []).append(f)
+        clashes = [f for group in owners.values() if len(group) > 1 for f in group if levels[f] < depth]
+        if not clashes:
+            break
+        for f in clashes:
+            levels[f] += 1
+    out = {}
+    for f, n in names.items():
+        target = folder / f"{n}{suffix}"
+        while target.resolve() in avoid_set:
+            n += "_overlay"
+            target = folder / f"{n}{suffix}"
+        out[f] = target
+    return [out[f] for f in real]
 
 
 class Predictor:
@@ -161,18 +218,21 @@ class Predictor:
 
     def predict_paths(self, paths: Sequence[str | Path], boxes: Sequence[np.ndarray | None] | None = None,
                       on_error: Callable[[Path, HandposeError], None] | None = None,
-                      exif_transpose: bool = True, workers: int = 0) -> Iterator[Result]:
+                      exif_transpose: bool = True, workers: int = 0,
+                      max_pixels: int | None = MAX_PIXELS) -> Iterator[Result]:
         """Predict image files in batches; unreadable files are passed to ``on_error`` (or raised if None).
 
         Args:
             exif_transpose: turn photos upright by their EXIF tag; keep it False when ``boxes`` or labels refer to
                 the stored pixel grid.
             workers: processes that read and letterbox the next files while the network runs (0: in this one).
+            max_pixels: files over this many pixels are refused unread (an error, see
+                :func:`handpose.data.image.read_image`).
 
         Yields:
             A :class:`Result` per readable file, in order.
         """
-        files = _Files(self, list(paths), boxes, exif_transpose)
+        files = _Files(self, list(paths), boxes, exif_transpose, max_pixels)
         loader = torch.utils.data.DataLoader(files, batch_size=self.batch_size, num_workers=workers,
                                              collate_fn=list)
         for batch in loader:
@@ -205,8 +265,9 @@ class _Failed:
 class _Files(torch.utils.data.Dataset):
     """Reads and prepares image files (in DataLoader workers when asked); a bad file becomes a ``_Failed``."""
 
-    def __init__(self, predictor: Predictor, paths: list, boxes, exif_transpose: bool):
+    def __init__(self, predictor: Predictor, paths: list, boxes, exif_transpose: bool, max_pixels: int | None):
         self.predictor, self.paths, self.boxes, self.exif = predictor, paths, boxes, exif_transpose
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -214,7 +275,7 @@ class _Files(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         p = self.paths[i]
         try:
-            img = read_image(p, exif_transpose=self.exif)
+            img = read_image(p, exif_transpose=self.exif, max_pixels=self.max_pixels)
             return self.predictor.prepare(img, self.boxes[i] if self.boxes is not None else None, str(p))
         except HandposeError as e:
             return _Failed(Path(p), e)

@@ -59,8 +59,9 @@ class FrameResult:
 
 
 def read_frames(cap, on_error: Callable[[int, str], None]) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, RGB frame)``; frames that cannot be decoded are reported to ``on_error(index, message)``
-    and skipped while the container says more frames follow."""
+    """Yield ``(index, RGB frame)``; every frame the container counts but that cannot be decoded is reported to
+    ``on_error(index, message)`` and skipped, and after :data:`MAX_FRAME_FAILURES` failures in a row the video is
+    given up, saying which frames were not read."""
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     index, failures = 0, 0
     while True:
@@ -68,9 +69,13 @@ def read_frames(cap, on_error: Callable[[int, str], None]) -> Iterator[tuple[int
         if ok and frame is not None:
             failures = 0
             yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        elif total and index < total - 1 and failures < MAX_FRAME_FAILURES:
+        elif total and index < total:
             failures += 1
             on_error(index, f"frame {index} could not be decoded")
+            if failures >= MAX_FRAME_FAILURES:
+                rest = f"; frames {index + 1} to {total - 1} not read" if index + 1 < total else ""
+                on_error(index, f"video given up after {failures} undecodable frames in a row{rest}")
+                return
         else:
             return
         index += 1

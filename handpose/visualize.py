@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from handpose.data.image import read_image
+from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
 
 
@@ -46,9 +47,18 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton, 
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an RGB image (format from the suffix)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    """Write an RGB image (format from the suffix).
+
+    Raises:
+        HandposeError: the folder cannot be created or OpenCV cannot write the file (it returns False, no error).
+    """
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ok = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except (OSError, cv2.error) as e:
+        raise HandposeError(f"{path}: cannot write the image ({e})") from e
+    if not ok:
+        raise HandposeError(f"{path}: cannot write the image (no permission, full disk or unknown suffix)")
 
 
 def _plt():
