@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from handpose.codecs.heatmap import HeatmapCodec
 from handpose.codecs.paf import PafCodec
+from handpose.codecs.pixels import PixelCodec
 from handpose.codecs.regression import RegressionCodec
 
 
 def make_codec(kind: str, input_size, stride: int = 1, sigma: float = 2.5, decode: str = "subpixel", skeleton=None,
                paf_width: float = 1.0):
-    """The codec for a network's output kind (``heatmap``, ``regression`` or ``paf``; ``paf`` needs the Skeleton).
+    """The codec for a network's output kind (``heatmap``, ``regression``, ``pixels`` or ``paf``; ``paf`` needs the
+    Skeleton). ``pixels``: edge-origin input pixels, as MediaPipe's landmark networks output them.
 
     Raises:
         ValueError: unknown kind, or ``paf`` without a Skeleton.
@@ -22,11 +24,13 @@ def make_codec(kind: str, input_size, stride: int = 1, sigma: float = 2.5, decod
         return HeatmapCodec(tuple(input_size), int(stride), float(sigma), decode)
     if kind == "regression":
         return RegressionCodec(tuple(input_size))
+    if kind == "pixels":
+        return PixelCodec(tuple(input_size))
     if kind == "paf":
         if skeleton is None:
             raise ValueError("the paf codec needs the Skeleton")
         return PafCodec(skeleton, tuple(input_size), int(stride), float(sigma), float(paf_width))
-    raise ValueError(f"unknown codec kind {kind!r}; expected 'heatmap', 'regression' or 'paf'")
+    raise ValueError(f"unknown codec kind {kind!r}; expected 'heatmap', 'regression', 'pixels' or 'paf'")
 
 
 def codec_to_dict(codec) -> dict:
@@ -38,4 +42,4 @@ def codec_to_dict(codec) -> dict:
     return {"kind": codec.kind}
 
 
-__all__ = ["HeatmapCodec", "PafCodec", "RegressionCodec", "codec_to_dict", "make_codec"]
+__all__ = ["HeatmapCodec", "PafCodec", "PixelCodec", "RegressionCodec", "codec_to_dict", "make_codec"]

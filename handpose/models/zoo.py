@@ -12,6 +12,7 @@ from torch import nn
 from handpose.errors import HandposeError
 from handpose.models.backbones import BACKBONES
 from handpose.models.heads import TopDownModel
+from handpose.models.mediapipe_hand import MediaPipeHandRegression
 from handpose.models.openpose import LightweightOpenPose
 from handpose.models.unet import ResUNet, ShallowUNet
 
@@ -20,6 +21,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resunet": ResUNet,
     **{f"{b}_{h}": partial(TopDownModel, backbone=b, head=h) for b in BACKBONES for h in ("heatmap", "regression")},
     "lightweight_openpose": LightweightOpenPose,
+    # MediaPipe's hand landmark network (21 keypoints; weights: model_kwargs pretrained=<hand_landmark_*.tflite>)
+    "mediapipe_hand_full": partial(MediaPipeHandRegression, variant="full"),
+    "mediapipe_hand_lite": partial(MediaPipeHandRegression, variant="lite"),
 }
 
 
