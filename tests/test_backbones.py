@@ -1,8 +1,8 @@
 """Backbones keep torchvision's parameter names and shapes.
 
 ``tests/data/torchvision_state_dict_keys.json`` lists ``[name, shape]`` of every state_dict entry of torchvision
-0.29.2's ``resnet18/34/50`` and ``mobilenet_v2`` (classifiers included), read from the models built by torchvision
-itself (its import patched to skip the CUDA operator registrations).
+0.29.2's ``resnet18/34/50``, ``mobilenet_v2`` and ``mobilenet_v3_small`` (classifiers included), read from the models
+built by torchvision itself (its import patched to skip the CUDA operator registrations).
 """
 
 import json
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from handpose import HandposeError
-from handpose.models.backbones import BACKBONES, create_backbone, load_pretrained
+from handpose.models.backbones import BACKBONES, Conv2dSame, create_backbone, load_pretrained, make_divisible
 
 KEYS = json.loads((Path(__file__).parent / "data" / "torchvision_state_dict_keys.json").read_text())
 
@@ -37,7 +38,8 @@ def test_torchvision_checkpoint_loads_strict(name, tmp_path):
 
 
 @pytest.mark.parametrize("name, channels", [("resnet18", [64, 128, 256, 512]), ("resnet50", [256, 512, 1024, 2048]),
-                                            ("mobilenet_v2", [24, 32, 96, 1280])])
+                                            ("mobilenet_v2", [24, 32, 96, 1280]),
+                                            ("mobilenet_v3_small", [16, 24, 48, 576])])
 def test_feature_strides_and_channels(name, channels):
     feats = create_backbone(name).eval()(torch.zeros(1, 3, 64, 96))
     assert [f.shape[1] for f in feats] == channels
@@ -71,3 +73,29 @@ def test_timm_is_optional():
             create_backbone("timm:resnet18")
         return
     assert create_backbone("timm:resnet18").out_channels[-1] == 512
+
+
+def test_backbone_options_pass_through():
+    backbone = create_backbone("mobilenet_v3_small", same_padding=True)
+    assert isinstance(backbone.features[0][0], Conv2dSame) and isinstance(backbone.features[4].block[1][0], Conv2dSame)
+    assert not isinstance(create_backbone("mobilenet_v3_small").features[0][0], Conv2dSame)
+    with pytest.raises(HandposeError, match=r"'resnet18' does not take the options \['same_padding'\]"):
+        create_backbone("resnet18", same_padding=True)
+
+
+@pytest.mark.parametrize("k, size, pads", [(3, (224, 225), (0, 1, 1, 1)), (5, (28, 28), (1, 2, 1, 2)),
+                                           (3, (7, 8), (1, 1, 0, 1))])
+def test_same_padding_is_tensorflows(k, size, pads):
+    """TensorFlow SAME with stride 2: total ``max((ceil(n / 2) - 1) * 2 + k - n, 0)``, the odd pixel after.
+    ``pads`` = (top, bottom, left, right) for an input of ``size`` = (H, W)."""
+    torch.manual_seed(0)
+    conv = Conv2dSame(2, 3, k, stride=2)
+    x = torch.randn(1, 2, *size)
+    expected = F.conv2d(F.pad(x, (pads[2], pads[3], pads[0], pads[1])), conv.weight, stride=2)
+    assert torch.equal(conv(x), expected)
+    assert conv(x).shape[-2:] == tuple(-(-n // 2) for n in size)
+
+
+def test_make_divisible_gives_torchvisions_squeeze_channels():
+    # MobileNetV3-Small's squeeze-excitation widths (expanded // 4 rounded to 8) in torchvision and TF-slim
+    assert [make_divisible(c // 4, 8) for c in (16, 96, 240, 120, 144, 288, 576)] == [8, 24, 64, 32, 40, 72, 144]
