@@ -124,7 +124,7 @@ class _Reader:
                 self.consts[node.output[0]] = (self.onnx.numpy_helper.to_array(a.t) if a.name == "value"
                                                else np.asarray(self.onnx.helper.get_attribute_value(a)))
                 continue
-            if node.op_type == "DequantizeLinear" and self.const(node.input[0]) is not None:
+            if node.op_type == "DequantizeLinear" and all(self.const(i) is not None for i in node.input[:2]):
                 zero = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
                 self.consts[node.output[0]] = _dequantize(self.const(node.input[0]), self.const(node.input[1]), zero,
                                                           int(attrs.get("axis", 1)))
