@@ -208,14 +208,18 @@ def parse_overrides(items: list[str] | None) -> dict:
     """``["lr=0.01", "split=[0.7,0.2,0.1]"]`` -> dict, values parsed as YAML.
 
     Raises:
-        HandposeError: an item without ``=`` or an unknown key.
+        HandposeError: an item without ``=``, a value that is not YAML (``lr=[1, 2``) or an unknown key.
     """
     out = {}
     for item in items or []:
         if "=" not in item:
             raise HandposeError(f"override {item!r}: expected key=value")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise HandposeError(f"override {item!r}: the value is not valid YAML ({problem})") from e
     _check_keys(out, "override")
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerStatus
 from torch.utils.data import DataLoader, Dataset
 
+from handpose.atomic import atomic_write, check_writable
 from handpose.bundle import FORMAT, ModelBundle, load_model
 from handpose.codecs import codec_to_dict, make_codec
 from handpose.config import TrainConfig
@@ -64,6 +68,12 @@ class KeypointModule(L.LightningModule):
             print(report.summary(), flush=True)
         if self.cfg.init_weights:
             init = load_model(self.cfg.init_weights).network.state_dict()
+            own = self.network.state_dict()
+            wrong = [f"{k} {tuple(v.shape)} (here {tuple(own[k].shape)})" for k, v in init.items()
+                     if k in own and v.shape != own[k].shape]
+            if wrong:
+                raise HandposeError(f"init_weights {self.cfg.init_weights}: tensors of another size than in "
+                                    f"{bundle['arch']!r} with {skeleton.num_keypoints} keypoints: {wrong[:3]}")
             missing, unexpected = self.network.load_state_dict(init, strict=False)
             if missing or unexpected:
                 raise HandposeError(f"init_weights {self.cfg.init_weights}: weights do not fit {bundle['arch']!r} "
@@ -206,21 +216,112 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
     return train_ds, val_ds, meta
 
 
+#: The last checkpoint before the newest, kept beside ``last.ckpt`` (a hard link) for when that one cannot be read.
+PREVIOUS_LAST = "last-previous.ckpt"
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a Lightning checkpoint with ``weights_only=True`` (tensors and plain types only, whatever
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says: an explicit argument wins over it), so a crafted file cannot run code.
+
+    Raises:
+        HandposeError: naming the file, when it is truncated, empty, not a checkpoint or holds other objects.
+    """
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated, foreign or hostile files
+        raise HandposeError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:300]})") from e
+    if not isinstance(ck, dict) or "state_dict" not in ck or "epoch" not in ck:
+        raise HandposeError(f"checkpoint {path} is not a handpose training checkpoint (no state_dict / epoch)")
+    return ck
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files, written atomically in their own folder (see :mod:`handpose.atomic`; Lightning's
+    own save goes through a temporary file that may sit on another filesystem, and it swallows a
+    ``PermissionError``), with the newest-but-one ``last.ckpt`` kept as :data:`PREVIOUS_LAST`, and read with
+    ``weights_only=True`` (:func:`read_checkpoint`)."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        keep = path.with_name(PREVIOUS_LAST) if path.name == "last.ckpt" else None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda f: torch.save(checkpoint, f), keep_previous=keep)
+        except OSError as e:
+            raise HandposeError(f"checkpoint {path} could not be written ({e.strerror or e}); training stops here "
+                                "(the checkpoints written before are whole)") from e
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return read_checkpoint(path)
+
+
+def _stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files of saves a killed process did not finish (hidden ``.NAME.PID.tmp``)."""
+    for p in folder.glob(".*.tmp") if folder.is_dir() else []:
+        p.unlink(missing_ok=True)
+
+
 def resolve_resume(cfg: TrainConfig) -> str | None:
     """The checkpoint to resume from: ``resume`` as a path, ``last`` for the run's ``last.ckpt``, or ``auto`` for
     that checkpoint when it exists and a fresh start when it does not (what ``make`` targets use).
 
+    Every checkpoint is read first (:func:`read_checkpoint`, ``weights_only=True``). With ``last`` / ``auto``, an
+    unreadable ``last.ckpt`` is skipped, with a message, for the one before it (:data:`PREVIOUS_LAST`).
+
     Raises:
-        HandposeError: the named checkpoint does not exist (``auto`` never raises).
+        HandposeError: the named checkpoint does not exist (``auto`` does not raise for that), or no checkpoint
+            there can be read (truncated, empty, hostile).
     """
     if not cfg.resume:
         return None
-    path = cfg.run_dir / "checkpoints" / "last.ckpt" if cfg.resume in ("last", "auto") else Path(cfg.resume)
-    if cfg.resume == "auto" and not path.is_file():
-        return None
-    if not path.is_file():
-        raise HandposeError(f"resume: checkpoint {path} not found")
-    return str(path)
+    if cfg.resume not in ("last", "auto"):
+        path = Path(cfg.resume)
+        if not path.is_file():
+            raise HandposeError(f"resume: checkpoint {path} not found")
+        read_checkpoint(path)
+        return str(path)
+    folder = cfg.run_dir / "checkpoints"
+    present = [p for p in (folder / "last.ckpt", folder / PREVIOUS_LAST) if p.is_file()]
+    if not present:
+        if cfg.resume == "auto":
+            return None
+        raise HandposeError(f"resume: checkpoint {folder / 'last.ckpt'} not found")
+    problems = []
+    for path in present:
+        try:
+            ck = read_checkpoint(path)
+        except HandposeError as e:
+            problems.append(str(e))
+            continue
+        if problems:  # the unreadable last.ckpt is set aside, so it never becomes the "previous" one
+            present[0].replace(present[0].with_name("last.ckpt.unreadable"))
+            print(f"resume: skipped {'; '.join(problems)} (kept as last.ckpt.unreadable); going on from {path} "
+                  f"(epoch {ck['epoch'] + 1})", file=sys.stderr, flush=True)
+        return str(path)
+    raise HandposeError(f"resume: no readable checkpoint in {folder}: {'; '.join(problems)}; delete them to start "
+                        "afresh")
+
+
+def _save_bundle(bundle: ModelBundle, path: Path) -> None:
+    """Write ``model.pt`` atomically (a half-written file would count as a finished stage)."""
+    try:
+        atomic_write(path, lambda f: torch.save(bundle.to_dict(), f))
+    except OSError as e:
+        raise HandposeError(f"{path} could not be written ({e.strerror or e})") from e
+
+
+def _finished(model: Path) -> bool:
+    """True when a stage's ``model.pt`` exists and loads; an unreadable one is reported and its stage run again."""
+    if not model.is_file():
+        return False
+    try:
+        load_model(model)
+    except HandposeError as e:
+        print(f"resume: {e}; training that stage again", file=sys.stderr, flush=True)
+        return False
+    return True
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
@@ -245,21 +346,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         stage_cfg = dataclasses.replace(cfg, **{**overrides, "stages": [], "name": f"{cfg.name}/stage{i}",
                                                 "init_weights": init, "resume": "", **later})
         done = stage_cfg.run_dir / "model.pt"
-        if cfg.resume in ("last", "auto") and done.is_file():
+        if cfg.resume in ("last", "auto") and _finished(done):
             results.append({"model": str(done), "skipped": True})
         else:
-            if cfg.resume in ("last", "auto") and (stage_cfg.run_dir / "checkpoints" / "last.ckpt").is_file():
+            saved = [stage_cfg.run_dir / "checkpoints" / n for n in ("last.ckpt", PREVIOUS_LAST)]
+            if cfg.resume in ("last", "auto") and any(p.is_file() for p in saved):
                 stage_cfg.resume = "last"
             results.append(train_single(stage_cfg, progress))
         init = results[-1]["model"]
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(cfg.run_dir, "run folder")
     cfg.save(cfg.run_dir / "config.yaml")
     # the run's model is the last stage's, its card counting the minutes of every stage (finished ones included)
     bundles = [load_model(r["model"]) for r in results]  # the last one is ``init``
     stage_minutes = [float(b.card.get("train_minutes", 0.0)) for b in bundles]
     bundle = bundles[-1]
     bundle.card = {**bundle.card, "train_minutes": round(sum(stage_minutes), 2), "stage_minutes": stage_minutes}
-    bundle.save(cfg.run_dir / "model.pt")
+    _save_bundle(bundle, cfg.run_dir / "model.pt")
     return {**results[-1], "model": str(cfg.run_dir / "model.pt"), "stages": results,
             "minutes": round(sum(stage_minutes), 2)}
 
@@ -287,6 +389,9 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
         HandposeError: for configuration and data errors, before training starts.
     """
     resume = resolve_resume(cfg)
+    # a read-only run folder fails here, not after the training (Lightning would go on without checkpoints)
+    check_writable(cfg.run_dir, "run folder")
+    _stale_temporaries(check_writable(cfg.run_dir / "checkpoints", "checkpoint folder"))
     malloc_tuned = tune_malloc(cfg.tune_malloc)
     L.seed_everything(cfg.seed, workers=True)
     try:
@@ -322,12 +427,20 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=cfg.max_epochs, max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
         limit_train_batches=cfg.limit_train_batches or None, check_val_every_n_epoch=max(1, cfg.val_every),
-        callbacks=callbacks,
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
         logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, enable_progress_bar=progress,
         log_every_n_steps=1, deterministic=False,
     )
     t0 = time.time()
-    trainer.fit(module, train_dl, val_dl, ckpt_path=resume)
+    try:
+        trainer.fit(module, train_dl, val_dl, ckpt_path=resume, weights_only=True)
+    except SystemExit as e:  # Lightning ends a run stopped by SIGTERM with SystemExit(0), by Ctrl-C with exit(1)
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        code = 143 if trainer.received_sigterm else 130
+        print(f"training stopped by {'SIGTERM' if code == 143 else 'Ctrl-C'}; go on from "
+              f"{run_dir / 'checkpoints' / 'last.ckpt'} with resume=last", file=sys.stderr, flush=True)
+        raise SystemExit(code) from e
     minutes = _fit_minutes(trainer, t0)
     best = last.best_model_path if cfg.checkpoint_monitor == "last" else ckpt.best_model_path or last.best_model_path
     score = ckpt.best_model_score if cfg.checkpoint_monitor != "last" else None
@@ -335,13 +448,13 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
               "malloc_tuned": malloc_tuned, "monitor": "last" if cfg.checkpoint_monitor == "last" else monitor,
               "best_score": float(score) if score is not None else float("nan")}
     if trainer.is_global_zero and best:
-        state = torch.load(best, map_location="cpu", weights_only=True)
+        state = read_checkpoint(best)
         module.load_state_dict(state["state_dict"])
         bundle = ModelBundle(module.network, Skeleton.from_dict(meta["skeleton"]), module.codec, meta["mean"],
                              meta["std"], cfg.model, dict(cfg.model_kwargs),
                              {**meta["card"], "train_minutes": round(minutes, 2), "epochs": result["epochs"],
                               f"best_{result['monitor']}": result["best_score"]}, cfg.pad_mode)
-        bundle.save(run_dir / "model.pt")
+        _save_bundle(bundle, run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
     return result
 
