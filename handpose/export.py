@@ -148,13 +148,20 @@ class OnnxNetwork:
         """The handpose metadata stored at export.
 
         Raises:
-            HandposeError: the file has no handpose metadata (not exported by handpose).
+            HandposeError: the file has no handpose metadata (not exported by handpose), or metadata that is not
+                a JSON object.
         """
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if not raw:
             raise HandposeError(f"{self.path}: ONNX file lacks the handpose preprocessing metadata "
                                 "(export it with `handpose export`)")
-        return json.loads(raw)
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise HandposeError(f"{self.path}: the handpose metadata is not valid JSON ({e})") from e
+        if not isinstance(meta, dict):
+            raise HandposeError(f"{self.path}: the handpose metadata is not a JSON object")
+        return meta
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]]:
         outs = [torch.from_numpy(o) for o in self.session.run(None, {self.input_name: x.detach().cpu().numpy()})]
@@ -172,8 +179,12 @@ def load_onnx(path: str | Path, threads: int = 0) -> ModelBundle:
         raise HandposeError(f"{path}: ONNX model file not found")
     net = OnnxNetwork(path, threads)
     d = net.metadata()
-    skeleton = Skeleton.from_dict(d["skeleton"])
-    codec = make_codec(input_size=d["input_size"], skeleton=skeleton, **{"kind": "heatmap", **d["codec"]})
+    try:
+        skeleton = Skeleton.from_dict(d["skeleton"])
+        codec = make_codec(input_size=d["input_size"], skeleton=skeleton, **{"kind": "heatmap", **d["codec"]})
+        d["mean"], d["std"], d["arch"]  # noqa: B018 -- present before the bundle is built
+    except (KeyError, TypeError, ValueError) as e:
+        raise HandposeError(f"{path}: the handpose metadata lacks or garbles a field ({type(e).__name__}: {e})") from e
     return ModelBundle(net, skeleton, codec, d["mean"], d["std"], d["arch"],
                        d.get("arch_kwargs", {}), {**d.get("card", {}), "runtime": "onnxruntime"},
                        d.get("pad_mode", "constant"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from handpose.data.image import image_size
 from handpose.data.records import Record, check_keypoints, check_not_empty
 from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
@@ -16,7 +18,9 @@ def read_coco_json(path: str | Path) -> dict:
     """Load a COCO json and check its top-level fields.
 
     Raises:
-        HandposeError: missing file, invalid JSON, or no ``images`` / ``annotations`` / ``categories``.
+        HandposeError: missing file, invalid JSON, not a JSON object, no ``images`` / ``annotations`` /
+            ``categories`` lists, entries that are not objects, or duplicate image or annotation ids (naming both
+            records: a second image with the same id would silently replace the first).
     """
     path = Path(path)
     if not path.is_file():
@@ -24,11 +28,33 @@ def read_coco_json(path: str | Path) -> dict:
     try:
         with open(path) as f:
             data = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise HandposeError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise HandposeError(f"{path}: expected a JSON object with images, annotations and categories, got "
+                            f"a {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise HandposeError(f"{path}: expected a list under {key!r} (COCO keypoints format)")
+        bad = next((i for i, e in enumerate(data[key]) if not isinstance(e, dict)), None)
+        if bad is not None:
+            raise HandposeError(f"{path}: {key}[{bad}] is not an object: {str(data[key][bad])[:80]}")
+    for key in ("images", "annotations"):
+        seen: dict = {}
+        for i, e in enumerate(data[key]):
+            if key == "images" and ("id" not in e or not isinstance(e.get("file_name"), str) or not e["file_name"]):
+                raise HandposeError(f"{path}: images[{i}] needs an 'id' and a 'file_name', got {str(e)[:120]}")
+            if "id" not in e:
+                continue
+            try:
+                first = seen.setdefault(e["id"], i)
+            except TypeError as err:
+                raise HandposeError(f"{path}: {key}[{i}] has an id that is not a number or string: "
+                                    f"{e['id']!r}") from err
+            if first != i:
+                a, b = data[key][first], e
+                names = f" ({a.get('file_name')} and {b.get('file_name')})" if key == "images" else ""
+                raise HandposeError(f"{path}: {key}[{first}] and {key}[{i}] have the same id {e['id']!r}{names}")
     return data
 
 
@@ -60,10 +86,9 @@ def expand_box(box: np.ndarray, margin: float) -> np.ndarray:
 
 
 def _check_inside(kpv: np.ndarray, image: dict, where: str, tolerance: float = 1.0) -> None:
-    """Raise if a labelled keypoint lies outside the image (when the json gives its width and height)."""
+    """Raise if a labelled keypoint lies outside the image (its width and height from the json, else read from the
+    image file's header by :func:`load_coco` into ``image``)."""
     w, h = image.get("width"), image.get("height")
-    if not w or not h:
-        return
     labelled = kpv[:, 2] > 0
     x, y = kpv[:, 0], kpv[:, 1]
     out = labelled & ((x < -tolerance) | (y < -tolerance) | (x > w + tolerance) | (y > h + tolerance))
@@ -71,6 +96,33 @@ def _check_inside(kpv: np.ndarray, image: dict, where: str, tolerance: float = 1
         j = int(np.argmax(out))
         raise HandposeError(f"{where}: keypoint {j} at ({x[j]:.1f}, {y[j]:.1f}) lies outside its "
                             f"{w}x{h} image {image.get('file_name')}")
+
+
+def _outside(file_name: str) -> bool:
+    """True for a ``file_name`` that leaves its images folder: absolute, or climbing out with ``..`` (checked on the
+    name itself, so an images folder of symbolic links to elsewhere is still fine)."""
+    norm = os.path.normpath(file_name)
+    return os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep)
+
+
+def _box(value) -> np.ndarray | None:
+    """``[x, y, w, h]`` of four finite numbers as float32, else None."""
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        return None
+    box = np.asarray(value, dtype=np.float32)
+    return box if np.all(np.isfinite(box)) else None
+
+
+def _ignore(ignored: dict, image_id, bbox, where: str) -> None:
+    """Keep the box of an unused (crowd / unlabelled) annotation as a region to mask out."""
+    if bbox is None:
+        return
+    box = _box(bbox)
+    if box is None:
+        raise HandposeError(f"{where}: expected a bbox [x, y, w, h] of four numbers, got {bbox}")
+    ignored.setdefault(image_id, []).append(box.tolist())
 
 
 def load_coco(
@@ -81,6 +133,7 @@ def load_coco(
     margin: float = 0.25,
     per_instance: bool = True,
     min_keypoints: int = 1,
+    allow_outside: bool = False,
 ) -> tuple[list[Record], Skeleton]:
     """Read a COCO keypoints file.
 
@@ -95,14 +148,16 @@ def load_coco(
             image with all its instances (bottom-up models; an image whose annotations are all crowd or unlabelled
             gives a record with no instances, and those annotations' boxes become ``ignore_boxes``).
         min_keypoints: skip annotations with fewer labelled keypoints (and crowd annotations).
+        allow_outside: let ``file_name`` point outside ``image_dir`` (an absolute path or ``..``).
 
     Returns:
         ``(records, skeleton)``; keypoints ``(N, K, 2)`` pixels, visibility ``(N, K)`` COCO 0/1/2.
 
     Raises:
-        HandposeError: a keypoint count that disagrees with the Skeleton, NaN coordinates, a labelled keypoint
-            outside its image, an empty or missing ``bbox``, an annotation naming an unknown image, a missing image
-            file, or no usable records.
+        HandposeError: a keypoint count that disagrees with the Skeleton, NaN or non-numeric coordinates, a
+            visibility other than 0/1/2, a labelled keypoint outside its image, an empty or missing ``bbox``, an
+            annotation naming an unknown image, a ``file_name`` outside ``image_dir`` (absolute or with ``..``;
+            allowed with ``allow_outside``), a missing image file, duplicate ids, or no usable records.
     """
     json_path, image_dir = Path(json_path), Path(image_dir)
     data = read_coco_json(json_path)
@@ -111,7 +166,7 @@ def load_coco(
     if category_id is None:
         category_id = next(c["id"] for c in data["categories"] if c.get("keypoints"))
     k = skeleton.num_keypoints
-    images = {im["id"]: im for im in data["images"]}
+    images = {im["id"]: dict(im) for im in data["images"]}
     by_image: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     ignored: dict[int, list[list[float]]] = {}
     records: list[Record] = []
@@ -125,31 +180,46 @@ def load_coco(
             raise HandposeError(f"{where}: image_id {ann.get('image_id')} is not in 'images'")
         path = image_dir / image["file_name"]
         if image["id"] not in checked:
+            if not allow_outside and _outside(image["file_name"]):
+                raise HandposeError(f"{where}: file_name {image['file_name']!r} of image {image['id']} lies outside "
+                                    f"the images folder {image_dir} (allow it explicitly)")
             if not path.is_file():
                 raise HandposeError(f"{where}: image file {path} not found")
+            if not image.get("width") or not image.get("height"):
+                image["width"], image["height"] = image_size(path)
             checked.add(image["id"])
         by_image.setdefault(image["id"], [])
-        if ann.get("iscrowd", 0) or int(ann.get("num_keypoints", 1)) < min_keypoints:
-            if ann.get("bbox") is not None:
-                ignored.setdefault(image["id"], []).append([float(v) for v in ann["bbox"]])
+        try:
+            skip = bool(ann.get("iscrowd", 0)) or int(ann.get("num_keypoints", 1)) < min_keypoints
+        except (TypeError, ValueError) as e:
+            raise HandposeError(f"{where}: num_keypoints {ann.get('num_keypoints')!r} is not a number") from e
+        if skip:
+            _ignore(ignored, image["id"], ann.get("bbox"), where)
             continue
         flat = ann.get("keypoints")
-        if flat is None or len(flat) != 3 * k:
-            n = None if flat is None else len(flat)
+        if not isinstance(flat, list) or len(flat) != 3 * k:
+            n = len(flat) if isinstance(flat, list) else type(flat).__name__
             raise HandposeError(f"{where}: expected {3 * k} keypoint values ({k} keypoints x [x, y, v]) "
                                 f"for skeleton {skeleton.name!r}, got {n}")
+        bad = next((j for j, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+        if bad is not None:
+            raise HandposeError(f"{where}: keypoint value {bad} (keypoint {bad // 3}) is {flat[bad]!r}, not a number")
         kpv = check_keypoints(np.asarray(flat, dtype=np.float32).reshape(k, 3), k, where)
+        odd = ~np.isin(kpv[:, 2], (0, 1, 2))
+        if odd.any():
+            j = int(np.argmax(odd))
+            raise HandposeError(f"{where}: keypoint {j} has visibility {kpv[j, 2]:g}; COCO allows 0 (unlabelled), "
+                                "1 (labelled, hidden) and 2 (visible)")
         vis = kpv[:, 2].astype(np.uint8)
         if int((vis > 0).sum()) < min_keypoints:
-            if ann.get("bbox") is not None:
-                ignored.setdefault(image["id"], []).append([float(v) for v in ann["bbox"]])
+            _ignore(ignored, image["id"], ann.get("bbox"), where)
             continue
         _check_inside(kpv, image, where)
         kp = kpv[:, :2]
         if per_instance:
-            bbox = ann.get("bbox")
-            if bbox is None or len(bbox) != 4 or not np.all(np.isfinite(bbox)) or bbox[2] <= 0 or bbox[3] <= 0:
-                raise HandposeError(f"{where}: expected a non-empty bbox [x, y, w, h], got {bbox}")
+            bbox = _box(ann.get("bbox"))
+            if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
+                raise HandposeError(f"{where}: expected a non-empty bbox [x, y, w, h], got {ann.get('bbox')}")
             records.append(Record(path, kp[None], vis[None], expand_box(np.asarray(bbox), margin),
                                   f"{json_path.name}#{ann.get('id', idx)}"))
         else:

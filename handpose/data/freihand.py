@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handpose.data.image import image_size
 from handpose.data.records import Record, check_keypoints, check_not_empty
 from handpose.errors import HandposeError
 from handpose.skeleton import HAND21, Skeleton
@@ -60,9 +61,12 @@ def _read_json(path: Path) -> list:
                             "training_K.json)")
     try:
         with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise HandposeError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, list):
+        raise HandposeError(f"{path}: expected a JSON list with one entry per image, got a {type(data).__name__}")
+    return data
 
 
 def load_freihand(
@@ -86,8 +90,8 @@ def load_freihand(
         ``box`` ``None`` (the whole image is the hand crop).
 
     Raises:
-        HandposeError: missing files, unequal label counts, a wrong keypoint count, non-finite values,
-            an image file missing, or an empty split.
+        HandposeError: missing files, unequal label counts, a wrong keypoint count, ragged or non-finite values,
+            a keypoint projecting outside its image (by more than 1 px), an image file missing, or an empty split.
     """
     root = Path(root)
     xyz_path, k_path = root / "training_xyz.json", root / "training_K.json"
@@ -107,9 +111,12 @@ def load_freihand(
     for i in ids:
         where = f"{xyz_path}[{i}]"
         xyz = check_keypoints(xyz_all[i], skeleton.num_keypoints, where)
-        K = np.asarray(k_all[i], dtype=np.float64)
+        try:
+            K = np.asarray(k_all[i], dtype=np.float64)
+        except (TypeError, ValueError):
+            K = np.zeros(0)
         if K.shape != (3, 3) or not np.all(np.isfinite(K)):
-            raise HandposeError(f"{k_path}[{i}]: expected a finite 3x3 camera matrix, got shape {K.shape}")
+            raise HandposeError(f"{k_path}[{i}]: expected a finite 3x3 camera matrix, got {str(k_all[i])[:80]}")
         try:
             uv = project_points(xyz, K)
         except HandposeError as e:
@@ -117,6 +124,12 @@ def load_freihand(
         image_path = root / "training" / "rgb" / f"{i:08d}.jpg"
         if not image_path.is_file():
             raise HandposeError(f"{image_path}: image of record {i} not found")
+        w, h = image_size(image_path)
+        out = (uv[:, 0] < -1) | (uv[:, 1] < -1) | (uv[:, 0] > w + 1) | (uv[:, 1] > h + 1)
+        if out.any():
+            j = int(np.argmax(out))
+            raise HandposeError(f"{where}: keypoint {j} projects to ({uv[j, 0]:.1f}, {uv[j, 1]:.1f}), outside its "
+                                f"{w}x{h} image {image_path.name} (wrong camera matrix or points?)")
         records.append(Record(image_path, uv[None].astype(np.float32), np.full((1, len(uv)), 2), None,
                               f"{root.name}/{i:08d}"))
     return check_not_empty(records, f"{root} split {split!r}")

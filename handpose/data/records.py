@@ -55,9 +55,12 @@ def check_keypoints(kp: np.ndarray, num_keypoints: int, where: str) -> np.ndarra
         The array as float32.
 
     Raises:
-        HandposeError: wrong shape or a non-finite coordinate.
+        HandposeError: wrong shape, ragged rows, non-numbers or a non-finite coordinate.
     """
-    kp = np.asarray(kp, dtype=np.float32)
+    try:
+        kp = np.asarray(kp, dtype=np.float32)
+    except (TypeError, ValueError) as e:  # ragged lists, strings
+        raise HandposeError(f"{where}: expected {num_keypoints} rows of numbers, got {str(kp)[:80]} ({e})") from e
     if kp.ndim != 2 or kp.shape[0] != num_keypoints:
         raise HandposeError(f"{where}: expected {num_keypoints} keypoints, got array of shape {kp.shape}")
     if not np.all(np.isfinite(kp)):
