@@ -121,12 +121,19 @@ def resolve_model_path(name_or_path: str | Path | None) -> Path:
 
 
 def load_model(name_or_path: str | Path | None = None) -> ModelBundle:
-    """Load a bundled model by name, a ``.pt`` bundle, a Lightning ``.ckpt`` from ``handpose train``, or an
-    ``.onnx`` file from ``handpose export`` (run by onnxruntime).
+    """Load a bundled model by name, an imported pretrained keypoint network by name (``mediapipe_hand_full``,
+    ``mediapipe_hand_lite``, ...: see ``handpose import-weights --list``), a ``.pt`` bundle, a Lightning ``.ckpt``
+    from ``handpose train``, or an ``.onnx`` file from ``handpose export`` (run by onnxruntime).
 
     Raises:
         HandposeError: unknown name, a file that is not a handpose model, or weights that do not fit.
     """
+    if name_or_path is not None and not Path(name_or_path).is_file():
+        from handpose.models.pretrained import pretrained_bundle
+
+        imported = pretrained_bundle(str(name_or_path))  # e.g. "mediapipe_hand_full": an imported network as it is
+        if imported is not None:
+            return imported
     path = resolve_model_path(name_or_path)
     if path.suffix.lower() == ".onnx":
         from handpose.export import load_onnx

@@ -25,7 +25,7 @@ def _torchvision_like_state_dict(name: str) -> dict:
                 else torch.randn(shape, generator=g)) for k, shape in KEYS[name]}
 
 
-@pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.parametrize("name", sorted(n for n in BACKBONES if not n.startswith("mediapipe")))  # torchvision's
 def test_torchvision_checkpoint_loads_strict(name, tmp_path):
     sd = _torchvision_like_state_dict(name)
     path = tmp_path / f"{name}.pth"

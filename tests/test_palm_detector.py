@@ -352,12 +352,18 @@ def test_state_dict_round_trip_and_mismatch(tmp_path, detectors):
         PalmDetector("full", tmp_path / "junk.pt")
 
 
-def test_bad_arguments(monkeypatch, tmp_path, detectors):
-    import handpose.detect.detector as detector
+@pytest.mark.parametrize("variant", ["full", "lite"])
+def test_shipped_weights_equal_the_import(variant, detectors):
+    # the package's converted weights are the .tflite's float16 values, so the outputs are identical
+    shipped = PalmDetector(variant)
+    x = torch.rand(1, 3, 192, 192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(shipped.net(x), detectors[variant].net(x), strict=True))
 
-    monkeypatch.setattr(detector, "WEIGHTS_DIR", tmp_path)
-    with pytest.raises(HandposeError, match="palm_detection_full.pt"):
-        PalmDetector("full")
+
+def test_bad_arguments(detectors):
+    with pytest.raises(HandposeError, match="palm_detection_huge"):
+        PalmDetector("full", "palm_detection_huge")
     with pytest.raises(HandposeError, match="variant"):
         PalmDetectorNet("huge")
     with pytest.raises(HandposeError, match=r"\(H, W, 3\)"):

@@ -38,7 +38,6 @@ PALM_TO_HAND21 = (0, 5, 9, 13, 17, 1, 2)
 #: Their names, as in :data:`handpose.skeleton.HAND21`.
 PALM_KEYPOINTS = tuple(HAND21.keypoints[i] for i in PALM_TO_HAND21)
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass
@@ -115,12 +114,12 @@ class PalmDetector:
 
         PalmDetector("full", "../shared/weights/palm_detection_full.tflite")   # MediaPipe's file, imported
         PalmDetector("lite", "palm_lite.pt")        # a state dict saved with torch.save(detector.net.state_dict())
-        PalmDetector("full")                        # handpose/weights/palm_detection_full.pt, once shipped
+        PalmDetector("full")                        # the converted weights shipped in the package
 
     Args:
         variant: ``"full"`` or ``"lite"``.
-        weights: a ``.tflite`` file of that variant or a ``.pt`` state dict of :class:`PalmDetectorNet`; None:
-            ``handpose/weights/palm_detection_{variant}.pt``.
+        weights: a ``.tflite`` file of that variant, a converted or state-dict ``.pt`` of :class:`PalmDetectorNet`,
+            or a shipped name; None: the shipped ``palm_detection_{variant}``.
         device: torch device for the network.
 
     Raises:
@@ -129,12 +128,7 @@ class PalmDetector:
 
     def __init__(self, variant: str = "full", weights: str | Path | None = None, device: str = "cpu"):
         self.net = PalmDetectorNet(variant)
-        if weights is None:
-            weights = WEIGHTS_DIR / f"palm_detection_{variant}.pt"
-            if not weights.is_file():
-                raise HandposeError(f"{weights}: no bundled palm detector weights yet; pass weights= the MediaPipe "
-                                    f"file palm_detection_{variant}.tflite (or a converted .pt)")
-        load_palm_weights(self.net, weights)
+        load_palm_weights(self.net, weights if weights is not None else f"palm_detection_{variant}")
         self.device = torch.device(device)
         self.net.to(self.device).eval()
 

@@ -239,22 +239,13 @@ def import_palm_detector(module: PalmDetectorNet, graph: SourceGraph | str | Pat
     load_mapped_state(module, state, graph.path, origin)
 
 
-def load_palm_weights(module: PalmDetectorNet, path: str | Path) -> None:
-    """Load ``module`` from a MediaPipe ``.tflite`` file or from a torch state dict (``.pt`` / ``.pth``) of it.
+def load_palm_weights(module: PalmDetectorNet, weights: str | Path) -> None:
+    """Load ``module`` from a MediaPipe ``.tflite`` file (imported layer by layer), a shipped name
+    (``palm_detection_full``), a converted ``.pt`` (``handpose import-weights``) or a torch state dict of it.
 
     Raises:
         HandposeError: missing, unreadable or mismatched file (nothing is loaded in part).
     """
-    path = Path(path)
-    if path.suffix.lower() == ".tflite":
-        import_palm_detector(module, path)
-        return
-    if not path.is_file():
-        raise HandposeError(f"{path}: palm detector weights not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError / pickle errors / EOFError on corrupt files
-        raise HandposeError(f"{path}: not a readable torch state dict ({type(e).__name__}: {e})") from e
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise HandposeError(f"{path}: expected a state dict of tensors for PalmDetectorNet")
-    load_mapped_state(module, {k: v.numpy() for k, v in state.items()}, path)
+    from handpose.models.pretrained import load_weights_strict
+
+    load_weights_strict(module, weights, import_palm_detector)

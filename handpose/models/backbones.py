@@ -323,7 +323,16 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet50": lambda: ResNet("bottleneck", (3, 4, 6, 3)),
     "mobilenet_v2": MobileNetV2,
     "mobilenet_v3_small": MobileNetV3Small,
+    # MediaPipe's hand landmark trunk (handpose.models.mediapipe_hand): a hand prior, not an ImageNet classifier
+    "mediapipe_hand_full": lambda: _mediapipe_trunk("full"),
+    "mediapipe_hand_lite": lambda: _mediapipe_trunk("lite"),
 }
+
+
+def _mediapipe_trunk(variant: str) -> nn.Module:
+    from handpose.models.mediapipe_hand import MediaPipeHandTrunk
+
+    return MediaPipeHandTrunk(variant)
 
 #: Classifier parameters of torchvision checkpoints, dropped on loading (the backbones have no classifier).
 CLASSIFIER_PREFIXES = ("fc.", "classifier.")

@@ -65,28 +65,32 @@ class TopDownModel(nn.Module):
         backbone: a name for :func:`handpose.models.backbones.create_backbone`.
         head: ``"heatmap"`` or ``"regression"``.
         input_size: ``(width, height)``, multiples of 32 (the regression head's FC depends on it).
-        pretrained: optional local torchvision-format checkpoint for the backbone (see ``load_pretrained``).
+        pretrained: optional local torchvision-format checkpoint for the backbone (see ``load_pretrained``); for
+            any other pretrained weights use the training config's ``pretrained`` key.
         head_channels: deconvolution channels of the heatmap head.
+        regression_hidden: width of the regression head's hidden FC layer.
+        backbone_kwargs: options of the backbone, e.g. ``{same_padding: true}`` for ``mobilenet_v3_small``.
 
     Attributes:
         output_kind: ``"heatmap"`` or ``"regression"``; ``stride``: heatmap stride (4), 0 for regression.
     """
 
     def __init__(self, num_keypoints: int, backbone: str = "resnet18", head: str = "heatmap",
-                 input_size: Sequence[int] = (128, 128), pretrained: str | None = None, head_channels: int = 256):
+                 input_size: Sequence[int] = (128, 128), pretrained: str | None = None, head_channels: int = 256,
+                 regression_hidden: int = 256, backbone_kwargs: dict | None = None):
         super().__init__()
         if head not in ("heatmap", "regression"):
             raise ValueError(f"head must be 'heatmap' or 'regression', got {head!r}")
         w, h = (int(v) for v in input_size)
         if w % 32 or h % 32:
             raise ValueError(f"input_size {tuple(input_size)} must be multiples of 32 for a backbone at stride 32")
-        self.backbone = create_backbone(backbone)
+        self.backbone = create_backbone(backbone, **(backbone_kwargs or {}))
         if pretrained:
             load_pretrained(self.backbone, pretrained)
         c = self.backbone.out_channels[-1]
         self.output_kind = head
         if head == "regression":
-            self.head = RegressionHead(c, (w // 32, h // 32), num_keypoints)
+            self.head = RegressionHead(c, (w // 32, h // 32), num_keypoints, regression_hidden)
             self.stride = 0
         else:
             self.head = DeconvHeatmapHead(c, num_keypoints, head_channels)

@@ -456,7 +456,8 @@ def import_mediapipe_hand(module: nn.Module, graph: SourceGraph | str | Path, pr
 
 
 def mediapipe_hand_bundle(path: str | Path, variant: str):
-    """A :class:`~handpose.bundle.ModelBundle` of MediaPipe's landmark network read from ``path``, ready for
+    """A :class:`~handpose.bundle.ModelBundle` of MediaPipe's landmark network read from ``path`` (the ``.tflite``,
+    a converted ``.pt`` or the shipped name ``mediapipe_hand_full`` / ``mediapipe_hand_lite``), ready for
     :class:`~handpose.predict.Predictor` (HAND21, 224x224 input, ``[0, 1]`` input: mean 0, std 1; letterbox border
     ``border``, as MediaPipe's ``ImageToTensorCalculator`` replicates the edge by default). The network's weights
     are in the bundle, so a saved bundle loads without the ``.tflite`` file.
@@ -466,10 +467,11 @@ def mediapipe_hand_bundle(path: str | Path, variant: str):
     """
     from handpose.bundle import ModelBundle
     from handpose.codecs import RegressionCodec
+    from handpose.models.pretrained import load_weights_strict
     from handpose.skeleton import HAND21
 
     net = MediaPipeHandRegression(NUM_LANDMARKS, variant)
-    import_mediapipe_hand(net, path)
+    load_weights_strict(net, path, import_mediapipe_hand)
     net.eval()
     card = {"source": f"MediaPipe Hands hand_landmark_{variant}.tflite (mediapipe 0.10.21, Apache-2.0)",
             "imported_from": Path(path).name}

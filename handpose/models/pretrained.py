@@ -29,8 +29,8 @@ from handpose.errors import HandposeError
 WEIGHTS_FORMAT = "handpose-weights/1"
 
 #: Input normalisations ``(mean, std)`` of RGB in ``[0, 1]``: ImageNet's (torchvision / the ONNX model zoo),
-#: ``unit`` = the image in [0, 1] (MediaPipe's landmark network), ``symmetric`` = [-1, 1] (TF-slim, MediaPipe's
-#: palm detector).
+#: ``unit`` = the image in [0, 1] (MediaPipe's landmark network and palm detector), ``symmetric`` = [-1, 1]
+#: (TF-slim's MobileNetV3).
 NORMALIZATIONS: dict[str, tuple[list[float], list[float]]] = {
     "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     "unit": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
@@ -55,6 +55,8 @@ class PretrainedSource:
         about: one line on what the network is and what it was trained on.
         normalize: the input normalisation the network was trained with, a key of :data:`NORMALIZATIONS`.
         module_kwargs: arguments of the module's constructor.
+        bundle: ``"package.module:function"`` ``(weights) -> ModelBundle`` for networks that are keypoint models as
+            they are (``handpose.load_model(name)`` runs them); empty for trunks and detectors.
     """
 
     name: str
@@ -65,6 +67,7 @@ class PretrainedSource:
     about: str
     normalize: str
     module_kwargs: dict = field(default_factory=dict)
+    bundle: str = ""
 
     def build(self) -> nn.Module:
         """A fresh, randomly initialised instance of the module these weights fill."""
@@ -100,22 +103,22 @@ SOURCES: dict[str, PretrainedSource] = {s.name: s for s in (
                      "Apache-2.0 (TensorFlow models)", "MobileNetV3-Small 1.0 ImageNet-1k trunk (TFLite uint8)",
                      "symmetric", {"same_padding": True}),
     PretrainedSource("mediapipe_hand_full", "hand_landmark_full.tflite",
-                     "handpose.models.mediapipe_hand:MediaPipeHandLandmark",
+                     "handpose.models.mediapipe_hand:MediaPipeHandRegression",
                      "handpose.models.mediapipe_hand:import_mediapipe_hand",
                      "Apache-2.0 (MediaPipe)", "MediaPipe Hands landmark network, full (TFLite float16)", "unit",
-                     {"variant": "full"}),
+                     {"variant": "full"}, "handpose.models.mediapipe_hand:mediapipe_hand_bundle"),
     PretrainedSource("mediapipe_hand_lite", "hand_landmark_lite.tflite",
-                     "handpose.models.mediapipe_hand:MediaPipeHandLandmark",
+                     "handpose.models.mediapipe_hand:MediaPipeHandRegression",
                      "handpose.models.mediapipe_hand:import_mediapipe_hand",
                      "Apache-2.0 (MediaPipe)", "MediaPipe Hands landmark network, lite (TFLite float16)", "unit",
-                     {"variant": "lite"}),
+                     {"variant": "lite"}, "handpose.models.mediapipe_hand:mediapipe_hand_bundle"),
     PretrainedSource("palm_detection_full", "palm_detection_full.tflite",
                      "handpose.detect.palm:PalmDetectorNet", "handpose.detect.palm:import_palm_detector",
-                     "Apache-2.0 (MediaPipe)", "MediaPipe palm detector, full (TFLite float16)", "symmetric",
+                     "Apache-2.0 (MediaPipe)", "MediaPipe palm detector, full (TFLite float16)", "unit",
                      {"variant": "full"}),
     PretrainedSource("palm_detection_lite", "palm_detection_lite.tflite",
                      "handpose.detect.palm:PalmDetectorNet", "handpose.detect.palm:import_palm_detector",
-                     "Apache-2.0 (MediaPipe)", "MediaPipe palm detector, lite (TFLite float16)", "symmetric",
+                     "Apache-2.0 (MediaPipe)", "MediaPipe palm detector, lite (TFLite float16)", "unit",
                      {"variant": "lite"}),
     PretrainedSource("lightweight_openpose_coco", "human-pose-estimation-0001.xml",
                      "handpose.models.openpose:LightweightOpenPose",
@@ -241,6 +244,32 @@ def read_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         raise HandposeError(f"{p}: expected a state_dict (a dict of tensors), a handpose weights or model file")
     d = {k.removeprefix("module."): v for k, v in d.items()}
     return {k: v.float() if v.is_floating_point() else v for k, v in d.items()}, str(p)
+
+
+def load_weights_strict(module: nn.Module, weights: str | Path, importer: Callable | None = None) -> None:
+    """Fill every entry of ``module`` from ``weights``: an original file (``.onnx`` / ``.tflite`` / ``.xml``) through
+    ``importer`` (its errors name the source layer), else anything :func:`read_weights` takes (a shipped name, a
+    converted ``.pt``, a state dict), all or nothing.
+
+    Raises:
+        HandposeError: the weights cannot be read or do not fit (nothing is loaded in part).
+    """
+    from handpose.importers import load_mapped_state, read_graph
+
+    if importer is not None and Path(weights).suffix.lower() in (".onnx", ".tflite", ".xml"):
+        importer(module, read_graph(weights))
+        return
+    state, label = read_weights(weights)
+    load_mapped_state(module, {k: v.numpy() for k, v in state.items()}, label)
+
+
+def pretrained_bundle(name: str):
+    """The :class:`~handpose.bundle.ModelBundle` of a source that is a keypoint model as it is, from its shipped
+    weights (``handpose.load_model("mediapipe_hand_full")``), or None when ``name`` is no such source."""
+    spec = SOURCES.get(str(name))
+    if spec is None or not spec.bundle or spec.name not in shipped_weights():
+        return None
+    return _resolve(spec.bundle)(spec.name, **spec.module_kwargs)
 
 
 @dataclass
