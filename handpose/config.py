@@ -52,8 +52,10 @@ class TrainConfig:
         ``onecycle``: the one-cycle policy (Smith, 2018; torch ``OneCycleLR``: learning rate up to ``lr`` and down,
         Adam's beta1 / SGD momentum 0.95 -> 0.85 -> 0.95), repeated every ``cycle_epochs`` epochs as the small-data
         tutorial does.
-        freeze_backbone: train only the head of a backbone model. init_weights: start from the network weights of
-        a model file or checkpoint (all must fit).
+        freeze_backbone: train only the head of a backbone model. freeze_bn: BatchNorm layers normalise with their
+        running statistics during training too and keep them (for pretrained networks whose BatchNorm was folded into
+        the convolutions and is imported as an identity, and for small batches). init_weights: start from the network
+        weights of a model file or checkpoint (all must fit).
         pretrained: start from pretrained weights, loading every tensor that fits (a backbone alone or the whole
         network; the log says what was loaded and what stayed random): a shipped name (``handpose import-weights
         --list``), a converted ``.pt``, an original ``.onnx`` / ``.tflite`` / OpenVINO ``.xml``, a handpose model or
@@ -113,6 +115,7 @@ class TrainConfig:
     schedule: str = "plateau"
     cycle_epochs: int = 100
     freeze_backbone: bool = False
+    freeze_bn: bool = False
     init_weights: str = ""
     pretrained: str = ""
     normalize: str = ""

@@ -88,6 +88,15 @@ class KeypointModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
+    def train(self, mode: bool = True) -> KeypointModule:
+        """As ``nn.Module.train``; with ``freeze_bn`` the BatchNorm layers stay in eval mode (running statistics)."""
+        super().train(mode)
+        if mode and self.cfg.freeze_bn:
+            for m in self.network.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         pred = self.network(batch["image"])
         bs = batch["image"].shape[0]

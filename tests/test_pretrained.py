@@ -143,3 +143,21 @@ def test_import_weights_cli_converts_and_training_loads_it(tmp_path):
     result = CliRunner().invoke(app, ["import-weights", str(bad), str(tmp_path / "x.pt"), "--source",
                                       "mediapipe_hand_lite"])
     assert result.exit_code == 2 and "cut.tflite" in result.output and not (tmp_path / "x.pt").exists()
+
+
+def test_freeze_bn_keeps_running_statistics_in_training():
+    from handpose.codecs import codec_to_dict, make_codec
+    from handpose.skeleton import HAND21
+    from handpose.train import KeypointModule
+
+    codec = make_codec("regression", (64, 64))
+    meta = {"arch": "mobilenet_v2_regression", "arch_kwargs": {}, "skeleton": HAND21.to_dict(),
+            "input_size": [64, 64], "codec": codec_to_dict(codec)}
+    for freeze in (True, False):
+        module = KeypointModule(meta, load_config(None, ["input_size=64", "loss=l1", f"freeze_bn={freeze}"]).to_dict())
+        module.train()
+        bn = module.network.backbone.features[0][1]
+        before = bn.running_mean.clone()
+        module(torch.rand(2, 3, 64, 64))
+        assert bn.training is not freeze and module.network.head.fc.training
+        assert torch.equal(bn.running_mean, before) is freeze
