@@ -108,11 +108,12 @@ def predict_video(predictor: Predictor, source: str | Path | int, overlay: str |
     writer = None
     bar = None
     if progress:
+        from rich.markup import escape
         from rich.progress import Progress
 
         bar = Progress(transient=True)
         bar.start()
-        task = bar.add_task(f"{source}", total=total or None)
+        task = bar.add_task(escape(str(source)), total=total or None)  # a description is Rich markup
     try:
         batch: list[tuple[int, np.ndarray]] = []
         frames = read_frames(cap, on_error or (lambda i, m: None))
