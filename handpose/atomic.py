@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -32,14 +33,25 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def _keep(path: Path, previous: Path) -> None:
+    """Make ``previous`` the current ``path`` (a hard link; a copy where a filesystem has none)."""
+    prev_tmp = temp_path(previous)
+    prev_tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, prev_tmp)
+    except OSError:
+        shutil.copyfile(path, prev_tmp)
+    os.replace(prev_tmp, previous)
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], keep_previous: str | Path | None = None) -> None:
     """Write ``path`` through ``write(file)`` atomically.
 
     Args:
         path: the file to (re)place.
         write: writes the whole content into the open binary file it is given (e.g. ``lambda f: torch.save(x, f)``).
-        keep_previous: when given and ``path`` exists, the old file is kept under this name (hard-linked before the
-            rename, so a moment without any ``path`` never exists).
+        keep_previous: when given and ``path`` exists, the old file is kept under this name (hard-linked, or copied
+            where the filesystem has no hard links, before the rename: there is never a moment without ``path``).
 
     Raises:
         OSError: the file cannot be written (permissions, full disk); the temporary file is removed and ``path`` is
@@ -53,10 +65,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], keep_previ
             f.flush()
             os.fsync(f.fileno())
         if keep_previous is not None and path.is_file():
-            prev_tmp = temp_path(Path(keep_previous))
-            prev_tmp.unlink(missing_ok=True)
-            os.link(path, prev_tmp)
-            os.replace(prev_tmp, keep_previous)
+            _keep(path, Path(keep_previous))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
