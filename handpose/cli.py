@@ -205,7 +205,7 @@ def _on_sigterm(handler):
 
 
 def _labelled_records(freihand: Path | None, split: str, coco: Path | None, images: Path | None, margin: float,
-                      skeleton=None):
+                      skeleton=None, allow_outside: bool = False):
     """Records of a FreiHAND split or of a COCO json (one crop per annotation), and their Skeleton."""
     from handpose.data.coco import load_coco
     from handpose.data.freihand import load_freihand
@@ -217,7 +217,7 @@ def _labelled_records(freihand: Path | None, split: str, coco: Path | None, imag
     if coco is not None:
         if images is None:
             raise HandposeError("--coco needs --images (the image folder)")
-        return load_coco(coco, images, skeleton, margin=margin)
+        return load_coco(coco, images, skeleton, margin=margin, allow_outside=allow_outside)
     raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
 
 
@@ -226,6 +226,8 @@ SPLIT_OPT = typer.Option("val", "--split", help="FreiHAND split: train, val, tes
 COCO_OPT = typer.Option(None, "--coco", help="a COCO keypoints json (one crop per annotation)")
 IMAGES_OPT = typer.Option(None, "--images", help="the COCO image folder")
 MARGIN_OPT = typer.Option(0.25, "--margin", help="COCO crops: bbox margin per side, share of the longer side")
+OUTSIDE_OPT = typer.Option(False, "--allow-outside-images", help="COCO: accept file_name entries outside --images "
+                           "(absolute or with ..)")
 
 
 @app.command()
@@ -236,6 +238,7 @@ def evaluate(
     coco: Path = COCO_OPT,
     images: Path = IMAGES_OPT,
     margin: float = MARGIN_OPT,
+    allow_outside: bool = OUTSIDE_OPT,
     json_out: Path = typer.Option(None, "--json", help="write the metrics as JSON"),
     report: Path = typer.Option(None, help="folder for metrics.json and plots"),
     batch_size: int = typer.Option(32),
@@ -259,7 +262,7 @@ def evaluate(
                 json_out.parent.mkdir(parents=True, exist_ok=True)
                 json_out.write_text(json.dumps(summary, indent=2))
             return
-        records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton)
+        records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton, allow_outside)
         ev = run_eval(bundle, records, batch_size, flip_test)
     except HandposeError as e:
         _fail(e)
@@ -286,6 +289,7 @@ def draw(
     coco: Path = COCO_OPT,
     images: Path = IMAGES_OPT,
     margin: float = MARGIN_OPT,
+    allow_outside: bool = OUTSIDE_OPT,
     limit: int = typer.Option(20, help="draw at most this many records (0: all)"),
 ) -> None:
     """Draw a data set's labels (one colour per finger) to check them by eye; COCO records as their crops."""
@@ -294,7 +298,7 @@ def draw(
     from handpose.visualize import draw_skeleton, save_image
 
     try:
-        records, skeleton = _labelled_records(freihand, split, coco, images, margin)
+        records, skeleton = _labelled_records(freihand, split, coco, images, margin, allow_outside=allow_outside)
         for r in records[: limit or None]:
             img, kp = read_image(r.image_path), r.keypoints
             if r.box is not None:  # show the crop the model sees, at 256 px

@@ -25,6 +25,8 @@ class TrainConfig:
             with the same keypoints as the main set (for example in-the-wild COCO hands beside FreiHAND photos);
             validation stays on the main set.
         box_margin: COCO crops: bbox grown by this share of its longer side on each side.
+        allow_outside_images: COCO: accept image ``file_name`` entries that leave the images folder (absolute, or
+            with ``..``); refused by default.
         skeleton: built-in Skeleton name; empty for COCO means the json's category.
         flip_pairs: ``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left and
             right parts; a single hand has none).
@@ -83,6 +85,7 @@ class TrainConfig:
     val_images: str = ""
     extra_train: list = field(default_factory=list)
     box_margin: float = 0.25
+    allow_outside_images: bool = False
     skeleton: str = "hand21"
     flip_pairs: list = field(default_factory=list)
     limit_records: int = 0

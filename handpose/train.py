@@ -20,7 +20,7 @@ from handpose.bundle import FORMAT, ModelBundle, load_model
 from handpose.codecs import codec_to_dict, make_codec
 from handpose.config import TrainConfig
 from handpose.data.bottomup import BottomUpDataset, place
-from handpose.data.coco import load_coco
+from handpose.data.coco import load_coco, read_coco_json, skeleton_from_coco
 from handpose.data.dataset import KeypointDataset, channel_stats
 from handpose.data.freihand import load_freihand
 from handpose.data.records import Record
@@ -135,6 +135,19 @@ class KeypointModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": cfg.lr_monitor, "interval": "epoch"}}
 
 
+def config_skeleton(cfg: TrainConfig) -> Skeleton:
+    """The keypoint set a config trains: its ``skeleton``, or the train json's category (COCO sets).
+
+    Raises:
+        HandposeError: a COCO config without ``train_ann``, or an unreadable json.
+    """
+    if cfg.dataset == "freihand" or cfg.skeleton:
+        return get_skeleton(cfg.skeleton or "hand21")
+    if not cfg.train_ann:
+        raise HandposeError("config: dataset 'coco' needs train_ann")
+    return skeleton_from_coco(read_coco_json(cfg.train_ann), cfg.train_ann)
+
+
 def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tuple[list[Record], Skeleton]:
     """Records of the ``train`` or ``val`` split named by the config, and their Skeleton (COCO: one record per
     annotation, or per image with ``per_instance=False`` for bottom-up models). The train split also gets the
@@ -155,12 +168,13 @@ def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tup
         if not ann or not images:
             raise HandposeError(f"config: dataset 'coco' needs {split}_ann and {split}_images")
         skeleton = get_skeleton(cfg.skeleton) if cfg.skeleton else None
-        records, skeleton = load_coco(ann, images, skeleton, margin=cfg.box_margin, per_instance=per_instance)
+        records, skeleton = load_coco(ann, images, skeleton, margin=cfg.box_margin, per_instance=per_instance,
+                                      allow_outside=cfg.allow_outside_images)
         records = records[:limit] if limit else records
     if split == "train":
         for extra in cfg.extra_train:
             more, _ = load_coco(extra["ann"], extra["images"], skeleton, margin=cfg.box_margin,
-                                per_instance=per_instance)
+                                per_instance=per_instance, allow_outside=cfg.allow_outside_images)
             records = records + (more[:limit] if limit else more)
     return records, skeleton
 
@@ -404,7 +418,8 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     malloc_tuned = tune_malloc(cfg.tune_malloc)
     L.seed_everything(cfg.seed, workers=True)
     try:
-        probe = create_model(cfg.model, 2, cfg.input_size, num_limbs=1, **cfg.model_kwargs)
+        probe = create_model(cfg.model, config_skeleton(cfg).num_keypoints, cfg.input_size, num_limbs=1,
+                             **cfg.model_kwargs)
     except (TypeError, ValueError) as e:
         raise HandposeError(f"config: model {cfg.model!r} with model_kwargs {cfg.model_kwargs}: {e}") from e
     kind = output_kind(probe)

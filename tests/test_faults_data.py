@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from handpose.config import load_config
 from handpose.data.coco import load_coco, read_coco_json
 from handpose.data.freihand import load_freihand
 from handpose.errors import HandposeError
@@ -63,6 +64,12 @@ def test_file_names_outside_the_images_folder_need_an_explicit_option(coco, tmp_
             load_coco(path, images)
         records, _ = load_coco(path, images, allow_outside=True)
         assert len(records) == len(data["annotations"])
+    draw = ["draw", str(tmp_path / "drawn"), "--coco", str(path), "--images", str(images), "--limit", "1"]
+    r = CliRunner().invoke(_app(), draw)
+    assert r.exit_code == 2 and "lies outside the images folder" in r.output
+    r = CliRunner().invoke(_app(), [*draw, "--allow-outside-images"])
+    assert r.exit_code == 0, r.output
+    assert load_config(None, ["allow_outside_images=true"]).allow_outside_images
 
 
 def _name(data, image_id):
