@@ -245,3 +245,24 @@ def test_pixel_codec_round_trip():
     xy, scores = codec.decode(torch.from_numpy(target)[None])
     assert torch.allclose(xy[0, :2], torch.from_numpy(kp[:2])) and torch.all(scores == 1)
     assert codec_to_dict(codec) == {"kind": "pixels"}
+
+
+def test_keypoint_map_starts_another_set_at_mediapipes_output(photos, imported):
+    from handpose.data.convert import HAND21_KEYPOINT_MAPS, hand21_to_hand12
+
+    model12 = create_model("mediapipe_hand_full", 12, (224, 224), keypoint_map="hand12").eval()
+    model21 = create_model("mediapipe_hand_full", 21, (224, 224)).eval()
+    for m in (model12, model21):
+        import_mediapipe_hand(m, weights_file("full"))
+    assert torch.equal(model12.adapter.detach(), torch.from_numpy(HAND21_KEYPOINT_MAPS["hand12"]))
+    assert model12.adapter.requires_grad  # learnable: fine-tuning moves it
+    x = nchw(photos["inputs"][:4])
+    with torch.no_grad():
+        u12, u21 = model12(x).numpy(), model21(x).numpy()
+    expected, _ = hand21_to_hand12(u21, np.full(u21.shape[:2], 2))
+    # rows of the map sum to 1, so it commutes with the [-1, 1] scaling: float rounding only
+    assert np.abs(u12 - expected).max() < 1e-5
+    with pytest.raises(HandposeError, match="keypoint_map 'hand12' gives 12"):
+        create_model("mediapipe_hand_full", 11, (224, 224), keypoint_map="hand12")
+    with pytest.raises(HandposeError, match="unknown keypoint_map 'foot'"):
+        create_model("mediapipe_hand_full", 12, (224, 224), keypoint_map="foot")

@@ -40,7 +40,7 @@ def test_backbone_lands_under_a_new_head():
     assert all(torch.equal(own[k], v) for k, v in head_before.items())  # the head stays as it was
     assert report.random and all(k.startswith("head.") for k in report.random)
     assert not report.unused and not report.shape_mismatch
-    assert "random: 17 (head.deconv, head.final)" in report.summary()
+    assert "left as built: 17 (head.deconv, head.final)" in report.summary()
 
 
 def test_a_head_for_other_keypoints_stays_random_and_is_reported():

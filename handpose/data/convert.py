@@ -37,3 +37,26 @@ def hand21_to_hand12(keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.nda
     palm_vis = np.minimum(vis[..., 0], vis[..., 9])[..., None].repeat(len(HAND12_PALM_STEPS), axis=-1)
     return (np.concatenate([kp[..., src, :], palm], axis=-2).astype(np.float32),
             np.concatenate([vis[..., src], palm_vis], axis=-1).astype(np.uint8))
+
+
+def linear_keypoint_map(convert, num_in: int) -> np.ndarray:
+    """The matrix ``A`` ``(K_out, K_in)`` of a linear keypoint conversion (``out = A @ in`` for x and for y alike),
+    read off by converting each unit keypoint.
+
+    Args:
+        convert: ``(keypoints (..., K_in, 2), visible (..., K_in)) -> (keypoints (..., K_out, 2), visible)``, linear
+            in the keypoints (as :func:`hand21_to_hand12`).
+        num_in: K_in.
+    """
+    basis = np.zeros((num_in, num_in, 2), np.float32)
+    basis[np.arange(num_in), np.arange(num_in), 0] = 1.0
+    out, _ = convert(basis, np.full((num_in, num_in), 2, np.uint8))
+    return np.ascontiguousarray(out[..., 0].T)
+
+
+#: Keypoint sets that are linear functions of HAND21 (MediaPipe's 21 landmarks): name -> ``(K, 21)`` matrix, rows
+#: summing to 1. A model that outputs HAND21 can start a head for such a set from this map.
+HAND21_KEYPOINT_MAPS: dict[str, np.ndarray] = {
+    "hand21": np.eye(HAND21.num_keypoints, dtype=np.float32),
+    "hand12": linear_keypoint_map(hand21_to_hand12, HAND21.num_keypoints),
+}

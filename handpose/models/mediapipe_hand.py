@@ -248,27 +248,40 @@ class MediaPipeHandRegression(MediaPipeHandLandmark):
     (the Predictor's scores of a regression model are 1). The state dict is that of :class:`MediaPipeHandLandmark`.
 
     Args:
-        num_keypoints: must be 21 (the heads are MediaPipe's).
+        num_keypoints: 21, or the K of ``keypoint_map``.
         variant: ``"full"`` or ``"lite"``.
         input_size: ``(width, height)``, multiples of 32.
         pretrained: optional MediaPipe ``.tflite`` file to import (:func:`import_mediapipe_hand`).
+        keypoint_map: for another keypoint set that is a linear function of the 21 landmarks, its name in
+            :data:`handpose.data.convert.HAND21_KEYPOINT_MAPS` (``"hand12"``): the 21 outputs go through a learnable
+            ``(K, 21)`` matrix ``adapter`` started at that map, so the model starts at MediaPipe's accuracy on the
+            new set and fine-tunes from there.
 
     Attributes:
         output_kind: ``"regression"``; stride: 0.
 
     Raises:
-        HandposeError: ``num_keypoints`` other than 21, an input size that is not a multiple of 32, or a
-            ``pretrained`` file that does not fit.
+        HandposeError: ``num_keypoints`` other than 21 (or the map's K), an unknown ``keypoint_map``, an input size
+            that is not a multiple of 32, or a ``pretrained`` file that does not fit.
     """
 
     output_kind = "regression"
     stride = 0
 
     def __init__(self, num_keypoints: int = NUM_LANDMARKS, variant: str = "full",
-                 input_size: Sequence[int] = (NATIVE_SIZE, NATIVE_SIZE), pretrained: str | Path | None = None):
-        if num_keypoints != NUM_LANDMARKS:
+                 input_size: Sequence[int] = (NATIVE_SIZE, NATIVE_SIZE), pretrained: str | Path | None = None,
+                 keypoint_map: str = ""):
+        from handpose.data.convert import HAND21_KEYPOINT_MAPS
+
+        if keypoint_map and keypoint_map not in HAND21_KEYPOINT_MAPS:
+            raise HandposeError(f"mediapipe_hand_{variant}: unknown keypoint_map {keypoint_map!r}; known: "
+                                f"{sorted(HAND21_KEYPOINT_MAPS)}")
+        mapping = HAND21_KEYPOINT_MAPS[keypoint_map] if keypoint_map else None
+        if num_keypoints != (NUM_LANDMARKS if mapping is None else len(mapping)):
             raise HandposeError(f"mediapipe_hand_{variant}: MediaPipe's heads output {NUM_LANDMARKS} keypoints, "
-                                f"got num_keypoints={num_keypoints}; use a backbone with a new head for other sets")
+                                f"got num_keypoints={num_keypoints}" + (
+                                    f" (keypoint_map {keypoint_map!r} gives {len(mapping)})" if mapping is not None
+                                    else "; give a keypoint_map, or use a backbone with a new head for other sets"))
         w, h = (int(v) for v in input_size)
         if w % 32 or h % 32:
             raise HandposeError(f"mediapipe_hand_{variant}: input_size {(w, h)} must be multiples of 32")
@@ -277,6 +290,7 @@ class MediaPipeHandRegression(MediaPipeHandLandmark):
         # (DDP needs that); after fine-tuning the trunk their outputs are no longer calibrated
         for head in (self.presence_head, self.handedness_head, self.world_head):
             head.requires_grad_(False)
+        self.adapter = None if mapping is None else nn.Parameter(torch.from_numpy(mapping.copy()))
         if pretrained:
             import_mediapipe_hand(self, pretrained)
 
@@ -286,6 +300,8 @@ class MediaPipeHandRegression(MediaPipeHandLandmark):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xy = self.keypoint_head(self.pooled(x)).view(-1, NUM_LANDMARKS, 3)[..., :2]
+        if self.adapter is not None:
+            xy = torch.einsum("kj,bjc->bkc", self.adapter, xy)
         return xy * (2.0 / NATIVE_SIZE) - 1.0
 
 
@@ -452,7 +468,8 @@ def import_mediapipe_hand(module: nn.Module, graph: SourceGraph | str | Path, pr
     unused = [o for o in weighted if o.index not in walk.used and o.op != "MEAN"]
     if unused:
         raise walk.fail(f"layer {_label(unused[0])} (and {len(unused) - 1} more) has no place in the module")
-    load_mapped_state(module, walk.state, graph.path, walk.origin, prefix)
+    # the adapter of a model for another keypoint set is not in the file: it keeps its map
+    load_mapped_state(module, walk.state, graph.path, walk.origin, prefix, ignore=("num_batches_tracked", "adapter"))
 
 
 def mediapipe_hand_bundle(path: str | Path, variant: str):

@@ -298,7 +298,7 @@ class LoadReport:
 
         src, dst = self.mapping
         text = (f"pretrained {self.source}: loaded {len(self.loaded)} tensors "
-                f"({src or '<root>'}* -> {dst or '<root>'}*); random: {len(self.random)}")
+                f"({src or '<root>'}* -> {dst or '<root>'}*); not in the file, left as built: {len(self.random)}")
         if self.random:
             text += f" ({groups(self.random)})"
         if self.shape_mismatch:
