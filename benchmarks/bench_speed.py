@@ -2,7 +2,8 @@
 
     python benchmarks/bench_speed.py [--freihand ../shared/data/hgcnn-freihand] [--runs 50]
 
-Inference: for each model (the bundled one trained; the others untrained, same 128x128 pipeline) and runtime
+Inference: for each model (the bundled one trained; the others untrained, same 128x128 pipeline; the imported
+pretrained networks at their own input sizes, the ImageNet trunks under a heatmap head at 128x128) and runtime
 (PyTorch eager, PyTorch channels-last, onnxruntime): parameters, GFLOPs per image (torch's FLOP counter,
 multiply-add = 2 FLOPs), median and 90th-percentile latency at batch 1 for one 256x256 photo to keypoints
 (letterbox, normalise, network, decode, map back; the image already decoded), throughput at batch 32, and the
@@ -10,7 +11,8 @@ achieved GFLOP/s at batch 32 as a share of this machine's float32 peak, measured
 matrix product. Training: images/s of one optimisation step at batch 32 on real augmented crops, each model in a
 fresh process with and without the glibc allocator tuning of ``handpose.runtime.tune_malloc``, and the loader's
 images/s (one process producing augmented, encoded samples), and the seconds to get the train split's inputs by
-decoding every photo vs from the disk cache (``cache_dir``). Ends with one JSON line.
+decoding every photo vs from the disk cache (``cache_dir``). The imported palm detector: a whole photo to hand boxes
+in PyTorch. Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 INFER_MODELS = ("bundled", "shallow_unet", "resnet18_heatmap", "resnet18_regression", "mobilenet_v2_heatmap")
+#: Imported pretrained networks (handpose.models.pretrained): keypoint models as they are, and the ImageNet trunks
+#: under a heatmap head at 128x128 (their pretrained weights loaded; speed does not depend on the values).
+IMPORTED_MODELS = ("mediapipe_hand_full", "mediapipe_hand_lite", "lightweight_openpose_coco",
+                   "mobilenet_v2_imagenet", "mobilenet_v3_small_imagenet")
+PALM_DETECTORS = ("full", "lite")
 TRAIN_MODELS = ("resunet", "shallow_unet")
 
 
@@ -49,11 +56,23 @@ def bundle_for(name: str):
     from handpose import load_model
     from handpose.codecs import make_codec
     from handpose.models import create_model
+    from handpose.models.pretrained import SOURCES, load_pretrained_into, pretrained_bundle
     from handpose.models.zoo import output_kind
 
+    imported = pretrained_bundle(name)
+    if imported is not None:
+        return imported, f"{name} (imported)"
     bundle = load_model()
     if name == "bundled":
         return bundle, f"bundled ({bundle.arch})"
+    if name in SOURCES:  # an ImageNet trunk under the heatmap head
+        arch = {"mobilenet_v2_imagenet": "mobilenet_v2_heatmap"}.get(name, "mobilenet_v3_small_heatmap")
+        kwargs = {"backbone_kwargs": {"same_padding": True}} if "v3" in name else {}
+        net = create_model(arch, bundle.skeleton.num_keypoints, (128, 128), **kwargs).eval()
+        load_pretrained_into(net, name)
+        bundle.network, bundle.arch = net, arch
+        bundle.codec = make_codec(output_kind(net), (128, 128), net.stride, 2.0)
+        return bundle, f"{arch} ({name})"
     net = create_model(name, bundle.skeleton.num_keypoints, (128, 128)).eval()
     bundle.network, bundle.arch = net, name
     bundle.codec = make_codec(output_kind(net), (128, 128), getattr(net, "stride", 1) or 1, 2.0)
@@ -61,9 +80,41 @@ def bundle_for(name: str):
 
 
 def gflops(net, size=(128, 128)) -> float:
+    """GFLOPs of one forward pass at ``size`` (width, height)."""
     with FlopCounterMode(display=False) as fc, torch.inference_mode():
         net(torch.zeros(1, 3, size[1], size[0]))
     return fc.get_total_flops() / 1e9
+
+
+def palm_rows(image: np.ndarray, runs: int, peak: float) -> list[dict]:
+    """MediaPipe's palm detector imported (PyTorch): one 640x480 photo to hand boxes (letterbox to 192, network,
+    anchor decoding, weighted NMS, back to pixels) at batch 1; the network alone at batch 32."""
+    from handpose.detect import PalmDetector
+
+    rows = []
+    for variant in PALM_DETECTORS:
+        det = PalmDetector(variant)
+        gf = gflops(det.net, (192, 192))
+        for _ in range(3):
+            det.detect(image)
+        t1 = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            det.detect(image)
+            t1.append(1000 * (time.perf_counter() - t))
+        x = torch.rand(32, 3, 192, 192)
+        tb = []
+        with torch.inference_mode():
+            for _ in range(max(2, runs // 10)):
+                t = time.perf_counter()
+                det.net(x)
+                tb.append(time.perf_counter() - t)
+        thr = 32 / float(np.median(tb))
+        rows.append({"model": f"palm_detection_{variant} (imported)", "runtime": "torch eager",
+                     "params_m": sum(p.numel() for p in det.net.parameters()) / 1e6, "gflops": gf,
+                     "median_ms": float(np.median(t1)), "p90_ms": float(np.percentile(t1, 90)),
+                     "batch32_img_s": thr, "peak_share": gf * thr / peak})
+    return rows
 
 
 def time_predictor(pred, image: np.ndarray, runs: int) -> tuple[float, float, float]:
@@ -93,10 +144,10 @@ def inference_rows(image: np.ndarray, runs: int, peak: float, calibration: list[
 
     rows = []
     tmp = Path(tempfile.mkdtemp())
-    for name in INFER_MODELS:
+    for name in INFER_MODELS + IMPORTED_MODELS:
         bundle, label = bundle_for(name)
         params = sum(p.numel() for p in bundle.network.parameters()) / 1e6
-        gf = gflops(bundle.network)
+        gf = gflops(bundle.network, bundle.input_size)
         onnx_path = tmp / f"{name}.onnx"
         export_onnx(bundle, onnx_path)
         cl_bundle, _ = bundle_for(name)
@@ -183,6 +234,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--freihand", type=Path, default=REPO.parent / "shared" / "data" / "hgcnn-freihand")
     ap.add_argument("--runs", type=int, default=50, help="batch-1 runs per model and runtime")
+    ap.add_argument("--coco-photo", type=Path, help="a whole photo for the palm detector rows",
+                    default=REPO.parent / "shared" / "data" / "coco-wholebody-hands" / "images" / "000000109313.jpg")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -198,6 +251,7 @@ def main() -> None:
 
     calibration = [read_image(r.image_path) for r in load_freihand(args.freihand, "train", limit=32)]
     rows, tmp = inference_rows(image, args.runs, peak, calibration)
+    rows += palm_rows(read_image(args.coco_photo), args.runs, peak)
     int8 = int8_accuracy(tmp, args.freihand)
     startup = cache_startup(args.freihand)
     rates = []
