@@ -201,3 +201,33 @@ def test_truncated_stage_model_is_trained_again(tmp_path, monkeypatch, capsys):
     assert trained[2:] == ["t/stage1"] and out["stages"][1].get("skipped")
     load_model(stage1)
     load_model(out["model"])
+
+
+def test_a_failed_checkpoint_save_stops_the_run_loudly(tmp_path, monkeypatch):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    import handpose.train as train_module
+
+    class Tiny(L.LightningModule):  # the smallest fit: what matters is what happens to the save's error
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def full_disk(path, write, keep_previous=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "atomic_write", full_disk)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2)), batch_size=4)
+    last = ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None, enable_version_counter=False)
+    trainer = L.Trainer(max_epochs=3, callbacks=[last], plugins=[AtomicCheckpointIO()], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(HandposeError, match="last.ckpt could not be written \\(No space left on device\\)"):
+        trainer.fit(Tiny(), data)  # Lightning's own save swallowed PermissionError and trained on
+    assert trainer.current_epoch == 0  # stopped at the first failed save, not after the run
