@@ -78,6 +78,8 @@ class KeypointModule(L.LightningModule):
             if missing or unexpected:
                 raise HandposeError(f"init_weights {self.cfg.init_weights}: weights do not fit {bundle['arch']!r} "
                                     f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        if self.cfg.freeze_bn:
+            self.train()  # Lightning never calls train(): it keeps each module's mode as built (and after validation)
         if self.cfg.freeze_backbone:
             backbone = getattr(self.network, "backbone", None)
             if backbone is None:

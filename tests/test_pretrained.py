@@ -155,8 +155,10 @@ def test_freeze_bn_keeps_running_statistics_in_training():
             "input_size": [64, 64], "codec": codec_to_dict(codec)}
     for freeze in (True, False):
         module = KeypointModule(meta, load_config(None, ["input_size=64", "loss=l1", f"freeze_bn={freeze}"]).to_dict())
-        module.train()
         bn = module.network.backbone.features[0][1]
+        assert bn.training is not freeze  # as built: Lightning keeps the modes it finds
+        module.eval()
+        module.train()
         before = bn.running_mean.clone()
         module(torch.rand(2, 3, 64, 64))
         assert bn.training is not freeze and module.network.head.fc.training
