@@ -69,9 +69,12 @@ class ModelBundle:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write the bundle to ``path`` (``.pt``)."""
+        """Write the bundle to ``path`` (``.pt``) atomically (a temporary file in the same folder, then renamed)."""
+        from handpose.atomic import atomic_write
+
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.to_dict(), path)
+        d = self.to_dict()
+        atomic_write(path, lambda f: torch.save(d, f))
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> ModelBundle:
@@ -88,10 +91,15 @@ class ModelBundle:
             mean, std = list(d["mean"]), list(d["std"])
         except KeyError as e:
             raise HandposeError(f"{source}: not a handpose model file (missing {e})") from e
-        missing, unexpected = net.load_state_dict(d["state_dict"], strict=False)
-        if missing or unexpected:
+        own = net.state_dict()
+        shapes = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in d["state_dict"].items()
+                  if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        missing, unexpected = net.load_state_dict(
+            {k: v for k, v in d["state_dict"].items() if k not in own or tuple(v.shape) == tuple(own[k].shape)},
+            strict=False)
+        if missing or unexpected or shapes:
             raise HandposeError(f"{source}: weights do not fit {d['arch']!r}: missing {missing[:5]}, "
-                                f"unexpected {unexpected[:5]}")
+                                f"unexpected {unexpected[:5]}, shape differs {shapes[:3]}")
         net.eval()
         return cls(net, skeleton, codec, mean, std, d["arch"], dict(d.get("arch_kwargs", {})), dict(d.get("card", {})),
                    d.get("pad_mode", "constant"))

@@ -163,3 +163,16 @@ def test_freeze_bn_keeps_running_statistics_in_training():
         module(torch.rand(2, 3, 64, 64))
         assert bn.training is not freeze and module.network.head.fc.training
         assert torch.equal(bn.running_mean, before) is freeze
+
+
+def test_a_model_file_with_a_head_of_another_size_is_a_named_error(tmp_path):
+    from handpose import load_model
+
+    bundle = load_model()
+    d = bundle.to_dict()
+    key = next(k for k, v in d["state_dict"].items() if v.ndim == 4)
+    d["state_dict"][key] = torch.zeros(1, 1, 1, 1)
+    path = tmp_path / "odd.pt"
+    torch.save(d, path)
+    with pytest.raises(HandposeError, match=rf"odd.pt: weights do not fit .*shape differs \['{key}: file \(1, 1"):
+        load_model(path)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from handpose.atomic import atomic_write
 from handpose.errors import HandposeError
 
 WEIGHTS_FORMAT = "handpose-weights/1"
@@ -205,9 +206,7 @@ def convert_source(src: str | Path, out: str | Path, source: str | None = None) 
             "module": spec.module, "module_kwargs": dict(spec.module_kwargs)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save({**meta, "state_dict": state}, tmp)
-    tmp.replace(out)
+    atomic_write(out, lambda f: torch.save({**meta, "state_dict": state}, f))
     return {**meta, "tensors": len(state)}
 
 
