@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from handpose.data.transforms import apply_affine, box_to_input_affine
 from handpose.errors import HandposeError
 from handpose.predict import Predictor
 from handpose.result import Result
-from handpose.skeleton import Skeleton
+from handpose.skeleton import Skeleton, keypoint_index_map
 
 PCK_THRESHOLDS = (0.05, 0.1, 0.2)
 
@@ -157,22 +158,35 @@ def evaluate_bottom_up(model: ModelBundle | str | Path | None, ann_file: str | P
                        batch_size: int = 8) -> dict:
     """COCO keypoint AP/AR of a bottom-up model on a COCO file, and the keypoint error of matched instances.
 
-    Every image is predicted whole, then scored by :func:`score_bottom_up`.
+    Every image is predicted whole, then scored by :func:`score_bottom_up`. A model whose Skeleton has another
+    keypoint count than the file's category (COCO18 with a neck on a COCO17 file) is scored on the file's
+    keypoints, picked by name (:func:`handpose.skeleton.keypoint_index_map`: the neck dropped, as in Osokin's
+    ``val.py``), with the file's OKS sigmas.
 
     Returns:
         As :func:`score_bottom_up`.
 
     Raises:
-        HandposeError: reader errors, a model that is not bottom-up, or pycocotools missing.
+        HandposeError: reader errors, a model that is not bottom-up, keypoints of the file the model lacks, or
+            pycocotools missing.
     """
-    from handpose.data.coco import load_coco, read_coco_json
+    from handpose.data.coco import load_coco, read_coco_json, skeleton_from_coco
 
     predictor = Predictor(model, batch_size)
     if predictor.bundle.codec.kind != "paf":
         raise HandposeError("evaluate_bottom_up needs a bottom-up model (paf codec)")
-    records, _ = load_coco(ann_file, image_dir, predictor.skeleton, per_instance=False)
+    data = read_coco_json(ann_file)
+    skeleton, index = predictor.skeleton, None
+    file_skeleton = skeleton_from_coco(data, ann_file)
+    if file_skeleton.num_keypoints != skeleton.num_keypoints:
+        index = keypoint_index_map(skeleton, file_skeleton)
+        skeleton = file_skeleton
+    records, _ = load_coco(ann_file, image_dir, skeleton, per_instance=False)
     results = predictor.predict_paths([r.image_path for r in records], exif_transpose=False)
-    return score_bottom_up(read_coco_json(ann_file), image_dir, records, results, predictor.skeleton)
+    if index is not None:
+        results = (dataclasses.replace(r, keypoints=r.keypoints[:, index], scores=r.scores[:, index],
+                                       skeleton=skeleton) for r in results)
+    return score_bottom_up(data, image_dir, records, results, skeleton)
 
 
 def score_bottom_up(data: dict, image_dir: str | Path, records: list[Record], results: Iterable[Result],

@@ -10,6 +10,11 @@ Built-in sets:
   root (``palm_3``, which coincides with ``middle_root``). Derive it from 21-point labels with
   :func:`handpose.data.convert.hand21_to_hand12`.
 - ``COCO17``: the COCO person keypoints with the COCO sigmas (``cocoeval.py``).
+- ``COCO18``: OpenPose's COCO body set (Cao et al., CVPR 2017; Lightweight OpenPose), COCO's 17 plus a neck
+  (the shoulders' midpoint) in OpenPose order, with OpenPose's 19 limbs (``BODY_PARTS_KPT_IDS`` of Osokin's
+  ``modules/keypoints.py``, in that order: the PAF channel order of imported OpenPose networks after
+  :func:`handpose.models.openpose.import_lightweight_openpose`). Keypoint names are COCO17's, so results map to
+  COCO17 by name (:func:`keypoint_index_map`) for COCO evaluation, which drops the neck as Osokin's ``val.py`` does.
 """
 
 from __future__ import annotations
@@ -240,11 +245,53 @@ COCO17 = Skeleton(
             0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
 )
 
-BUILTIN: dict[str, Skeleton] = {s.name: s for s in (HAND21, HAND12, COCO17)}
+_COCO17_SIGMA = dict(zip(COCO17.keypoints, COCO17.sigmas, strict=True))
+_COCO18_NAMES = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
+    "right_ear", "left_ear",
+)
+
+COCO18 = Skeleton(
+    name="coco18",
+    keypoints=_COCO18_NAMES,
+    limbs=(
+        (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
+        (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17),
+    ),
+    flip_perm=(0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16),
+    # COCO's sigmas by name; the neck (not a COCO keypoint) takes the shoulders' 0.079
+    sigmas=tuple(_COCO17_SIGMA.get(n, _COCO17_SIGMA["left_shoulder"]) for n in _COCO18_NAMES),
+    groups=tuple("torso" if n == "neck" else n.split("_")[0] if "_" in n else "head" for n in _COCO18_NAMES),
+    colours={"head": (230, 25, 75), "torso": (60, 180, 75), "right": (245, 130, 48), "left": (0, 130, 200),
+             "other": (200, 200, 200)},
+)
+
+BUILTIN: dict[str, Skeleton] = {s.name: s for s in (HAND21, HAND12, COCO17, COCO18)}
+
+
+def keypoint_index_map(source: Skeleton, target: Skeleton) -> list[int]:
+    """For each keypoint of ``target``, the index of the keypoint of the same name in ``source``
+    (e.g. COCO18 -> COCO17: drop the neck and reorder; Osokin's ``val.py`` ``to_coco_map`` by names).
+
+    Returns:
+        ``target.num_keypoints`` indices into ``source``'s keypoints: ``keypoints[:, idx]`` re-indexes
+        ``(N, K_source, 2)`` predictions to ``target``.
+
+    Raises:
+        HandposeError: a ``target`` keypoint name that ``source`` does not have (names compared case-insensitively).
+    """
+    names = {n.lower(): i for i, n in enumerate(source.keypoints)}
+    missing = [n for n in target.keypoints if n.lower() not in names]
+    if missing:
+        raise HandposeError(f"skeleton {source.name!r} has no keypoints named {missing} (needed by "
+                            f"{target.name!r}); cannot map one onto the other")
+    return [names[n.lower()] for n in target.keypoints]
 
 
 def get_skeleton(name_or_skeleton: str | Skeleton) -> Skeleton:
-    """Return a built-in Skeleton by name (``"hand21"``, ``"hand12"``, ``"coco17"``), or pass a Skeleton through.
+    """Return a built-in Skeleton by name (``"hand21"``, ``"hand12"``, ``"coco17"``, ``"coco18"``), or pass a
+    Skeleton through.
 
     Raises:
         HandposeError: for an unknown name; the message lists the known ones.
