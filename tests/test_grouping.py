@@ -110,3 +110,20 @@ def test_find_peaks_plateau_gives_one_peak():
     h[3, 3] = h[3, 4] = 0.9
     p = find_peaks(h)
     assert len(p) == 1 and p[0, 2] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("upsample", [1, 4])
+def test_decode_with_enlarged_maps_maps_back_to_input_pixels(upsample):
+    import dataclasses
+
+    import torch
+
+    codec = PafCodec(HAND21, (256, 256), stride=8, sigma=1.0, upsample=upsample)
+    truth = np.stack([_hand(80, 200, 110, 0.2), _hand(170, 190, 100, -0.3)])  # inside the border cells
+    heat, paf = codec.encode(truth, np.full((2, 21), 2))
+    out = [(torch.from_numpy(heat)[None], torch.from_numpy(paf)[None])]
+    (found, scores), = codec.decode(out)
+    assert len(found) == 2 and None not in _match(found, truth, tol=4.0)
+    # enlarging the maps finds the same instances as decoding at the stride, with sub-cell positions
+    (plain, _), = dataclasses.replace(codec, upsample=1).decode(out)
+    assert np.nanmax(np.abs(np.sort(found[:, 0, 0]) - np.sort(plain[:, 0, 0]))) < 4.0

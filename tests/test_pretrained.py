@@ -95,10 +95,11 @@ PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "hgcnn-freihan
 # imported in float32, measured here: MobileNetV2 0.016 (its int8 weights times a scale do not fit float16's 11-bit
 # mantissa exactly: 2.4e-4 per tensor, grown through 17 blocks; the int8 runtime itself is at cosine 0.86 from
 # float), MobileNetV3-Small 0.0043, MediaPipe landmark 1.3e-5 (float16 in the file already: only the BatchNorm
-# folding rounds), palm detector 0.
+# folding rounds), palm detector 0, Lightweight OpenPose 3.2e-4 (heatmaps).
 @pytest.mark.parametrize("name, tolerance", [("mobilenet_v2_imagenet", 0.03), ("mobilenet_v3_small_imagenet", 0.01),
                                              ("mediapipe_hand_full", 1e-4), ("mediapipe_hand_lite", 1e-4),
-                                             ("palm_detection_full", 1e-6), ("palm_detection_lite", 1e-6)])
+                                             ("palm_detection_full", 1e-6), ("palm_detection_lite", 1e-6),
+                                             ("lightweight_openpose_coco", 0.01)])
 def test_shipped_weights_equal_the_imported_original(name, tolerance):
     spec = SOURCES[name]
     if not (SHARED_WEIGHTS / spec.file).is_file() or not PHOTO.is_file():

@@ -1,76 +1,48 @@
-"""Import the released Lightweight OpenPose (Open Model Zoo ``human-pose-estimation-0001``, OpenVINO IR, FP16-INT8)
-into handpose's network, score its COCO keypoint AP on coco-person-mini's val2017 photos through handpose's
-bottom-up path (Predictor -> PafCodec grouping -> pycocotools), draw the grouped people on two photos
-(out/body/), and print one JSON line of the figures.
+"""The released Lightweight OpenPose (Open Model Zoo ``human-pose-estimation-0001``, OpenVINO IR, FP16-INT8), imported
+into handpose's network and shipped converted (``handpose.load_model("lightweight_openpose_coco")``): score its COCO
+keypoint AP on coco-person-mini's val2017 photos through handpose's bottom-up path (Predictor -> PafCodec grouping
+-> pycocotools), draw the grouped people on two photos (out/body/), and print one JSON line of the figures.
 
     python examples/body/report.py [--height 368] [--upsample 4]
 
 The network sees each photo letterboxed to ``--height`` rows keeping its aspect (height fixed, width padded, as in
 Osokin's ``val.py`` and the Open Model Zoo demo), at most ``--max-aspect`` times as wide (the widest val photo,
 640x304); ``--upsample`` enlarges the heatmaps and PAFs bicubically before peak finding and grouping (``val.py``
-upsamples by the stride, 8, then to the photo's size). The default height is ``val.py``'s 368, the setting of the
-reported 40% AP; the IR's own input is 256 rows (the Open Model Zoo demo's).
+upsamples by the stride, 8, then to the photo's size); the codec's ``upsample`` does it. The default height is
+``val.py``'s 368, the setting of the reported 40% AP; the IR's own input is 256 rows (the Open Model Zoo demo's).
 
 Measured here (26 photos, 50 labelled people; AP / AP50): height 368 with maps x4: 0.409 / 0.664 (x1: 0.392, x8:
-0.397); height 256 with maps x4: 0.336 / 0.571 (x1 at 456 px wide: 0.301, x4: 0.306). Ranking instances by the
-sum instead of the mean of their keypoint scores: 0.337 at 256 (no change worth making).
-"""
+0.397); height 256 with maps x4: 0.336 / 0.571 (x1 at 456 px wide: 0.301, x4: 0.306). Ranking instances by the sum
+instead of the mean of their keypoint scores: 0.337 at 256 (no change worth making)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from handpose.bundle import ModelBundle
-from handpose.codecs import PafCodec
+from handpose.bundle import ModelBundle, load_model
 from handpose.data.image import read_image
 from handpose.evaluate import evaluate_bottom_up
-from handpose.importers import read_graph
-from handpose.models.openpose import LightweightOpenPose, import_lightweight_openpose
 from handpose.predict import Predictor
 from handpose.skeleton import COCO18
 from handpose.visualize import draw_skeleton, save_image
 
 DATA = Path("../shared/data/coco-person-mini")
-WEIGHTS = Path("../shared/weights/human-pose-estimation-0001.xml")
 #: Osokin's paper and repository: 40% AP on COCO val2017 at one scale.
 ORIGINAL_REPORTED_AP = 0.40
 #: Two val photos with several labelled people, drawn into out/body/.
 DRAWN = ("000000217285.jpg", "000000183709.jpg")
 
 
-class UpsampledOutput(nn.Module):
-    """The last stage of a bottom-up network with its maps enlarged ``factor`` times (bicubic, as ``val.py``'s
-    ``cv2.resize(..., INTER_CUBIC)``), so peaks and PAF samples fall on a finer grid; the codec's stride becomes
-    ``network stride / factor``."""
-
-    def __init__(self, network: nn.Module, factor: int):
-        super().__init__()
-        self.network, self.factor = network, factor
-        self.output_kind = "paf"
-
-    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        heatmaps, pafs = self.network(x)[-1]
-        if self.factor == 1:
-            return [(heatmaps, pafs)]
-        up = [F.interpolate(t, scale_factor=self.factor, mode="bicubic", align_corners=False) for t in (heatmaps, pafs)]
-        return [tuple(up)]
-
-
-def build_bundle(weights: Path, height: int, width: int, upsample: int) -> ModelBundle:
-    """The imported network as a handpose :class:`ModelBundle` (COCO18, PAF codec) for ``width x height`` input."""
-    network = LightweightOpenPose(COCO18.num_keypoints, len(COCO18.limbs))
-    mean, std = import_lightweight_openpose(network, read_graph(weights))
-    codec = PafCodec(COCO18, (width, height), stride=network.stride // upsample)
-    return ModelBundle(UpsampledOutput(network, upsample).eval(), COCO18, codec, mean, std, "lightweight_openpose",
-                       {"refinement_stages": 1, "cpm": "caffe"},
-                       {"source": str(weights), "about": "Open Model Zoo human-pose-estimation-0001, imported"})
+def build_bundle(height: int, width: int, upsample: int) -> ModelBundle:
+    """The shipped imported network (``handpose.load_model("lightweight_openpose_coco")``) for ``width x height``
+    input with its maps enlarged ``upsample`` times for decoding."""
+    bundle = load_model("lightweight_openpose_coco")
+    bundle.codec = dataclasses.replace(bundle.codec, input_size=(width, height), upsample=upsample)
+    return bundle
 
 
 def draw(bundle: ModelBundle, names: tuple[str, ...], out: Path) -> list[str]:
@@ -94,7 +66,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/body"))
     args = parser.parse_args()
     width = 8 * math.ceil(args.height * args.max_aspect / 8)
-    bundle = build_bundle(WEIGHTS, args.height, width, args.upsample)
+    bundle = build_bundle(args.height, width, args.upsample)
     scores = evaluate_bottom_up(bundle, DATA / "annotations/person_keypoints_val2017.json", DATA / "val2017",
                                 batch_size=1)
     drawn = draw(bundle, DRAWN, args.out)

@@ -13,7 +13,7 @@ from handpose.codecs.regression import RegressionCodec
 
 
 def make_codec(kind: str, input_size, stride: int = 1, sigma: float = 2.5, decode: str = "subpixel", skeleton=None,
-               paf_width: float = 1.0):
+               paf_width: float = 1.0, upsample: int = 1):
     """The codec for a network's output kind (``heatmap``, ``regression``, ``pixels`` or ``paf``; ``paf`` needs the
     Skeleton). ``pixels``: edge-origin input pixels, as MediaPipe's landmark networks output them.
 
@@ -29,7 +29,7 @@ def make_codec(kind: str, input_size, stride: int = 1, sigma: float = 2.5, decod
     if kind == "paf":
         if skeleton is None:
             raise ValueError("the paf codec needs the Skeleton")
-        return PafCodec(skeleton, tuple(input_size), int(stride), float(sigma), float(paf_width))
+        return PafCodec(skeleton, tuple(input_size), int(stride), float(sigma), float(paf_width), int(upsample))
     raise ValueError(f"unknown codec kind {kind!r}; expected 'heatmap', 'regression', 'pixels' or 'paf'")
 
 
@@ -38,7 +38,8 @@ def codec_to_dict(codec) -> dict:
     if codec.kind == "heatmap":
         return {"kind": "heatmap", "stride": codec.stride, "sigma": codec.sigma, "decode": codec.decode_method}
     if codec.kind == "paf":
-        return {"kind": "paf", "stride": codec.stride, "sigma": codec.sigma, "paf_width": codec.paf_width}
+        return {"kind": "paf", "stride": codec.stride, "sigma": codec.sigma, "paf_width": codec.paf_width,
+                "upsample": codec.upsample}
     return {"kind": codec.kind}
 
 

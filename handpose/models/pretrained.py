@@ -36,8 +36,9 @@ NORMALIZATIONS: dict[str, tuple[list[float], list[float]]] = {
     "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     "unit": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
     "symmetric": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
-    # Lightweight OpenPose: (x - 128) / 256 on 0-255 pixels (Osokin's train/val code)
-    "openpose": ([128 / 255] * 3, [256 / 255] * 3),
+    # Lightweight OpenPose as Open Model Zoo's IR scales its input: x / 255 - 128 / 255 (Osokin's code divides by
+    # 256 instead of 255: 0.4 % apart)
+    "openpose": ([128 / 255] * 3, [1.0, 1.0, 1.0]),
 }
 #: Share of the tensors under an aligned prefix that must fit for the alignment to count.
 MIN_FIT = 0.5
@@ -125,7 +126,8 @@ SOURCES: dict[str, PretrainedSource] = {s.name: s for s in (
                      "handpose.models.openpose:LightweightOpenPose",
                      "handpose.models.openpose:import_lightweight_openpose",
                      "Apache-2.0 (Open Model Zoo)", "Lightweight OpenPose, COCO person keypoints (OpenVINO IR int8)",
-                     "openpose", {"num_keypoints": 18, "num_limbs": 19}),
+                     "openpose", {"num_keypoints": 18, "num_limbs": 19},
+                     "handpose.models.openpose:lightweight_openpose_bundle"),
 )}
 
 #: Where converted weights ship inside the package.
