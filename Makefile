@@ -35,11 +35,12 @@ bench: $(VENV)/.dev .venv-mediapipe/.installed
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_grouping.py
 
-# The small-data tutorial on 60 real photos with 12 keypoints; ends with one JSON line of its figures.
+# The small-data tutorial on 60 real photos with 12 keypoints, from MediaPipe's pretrained hand network (shipped);
+# ends with one JSON line of its figures beside the article's.
 example-hand12: $(VENV)/.installed
 	$(PY) examples/hand12/build_dataset.py --out out/hand12
-	$(VENV)/bin/handpose train configs/hand12_resnet18_regression.yaml --no-progress --set resume=auto
-	$(PY) examples/hand12/report.py
+	$(VENV)/bin/handpose train configs/hand12_mediapipe_regression.yaml --no-progress --set resume=auto
+	$(PY) examples/hand12/report.py --run runs/hand12_mediapipe_regression
 
 # Bottom-up: body on coco-person-mini, hands on mosaics + coco-wholebody-hands; ends with one JSON line.
 example-multi: $(VENV)/.dev
