@@ -315,7 +315,8 @@ def draw(
 @app.command()
 def export(
     out: Path = typer.Argument(..., help="the .onnx file to write"),
-    model: str = typer.Option(None, "--model", "-m", help="bundled model name or model file"),
+    model: str = typer.Option(None, "--model", "-m", help="bundled or imported model name (also palm_detection_full"
+                              " / _lite), or model file"),
     format: str = typer.Option("onnx", "--format", help="onnx (the only format so far)"),
     opset: int = typer.Option(17, help="ONNX opset"),
     int8: Path = typer.Option(None, help="also write a static int8 model here (needs --calibration)"),
@@ -329,6 +330,12 @@ def export(
     try:
         if format != "onnx":
             raise HandposeError(f"--format {format!r}: only onnx is supported")
+        if model in ("palm_detection_full", "palm_detection_lite"):  # a detector, not a keypoint model
+            from handpose.detect import PalmDetector
+
+            diff = PalmDetector(model.rsplit("_", 1)[1]).export_onnx(out, opset)
+            console.print(f"wrote {out}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
+            return
         diff = export_onnx(model, out, opset)
         console.print(f"wrote {escape(str(out))}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
         if int8 is not None:

@@ -34,11 +34,49 @@ class _LastStage(torch.nn.Module):
         return heatmaps, pafs
 
 
+def export_network_onnx(net: torch.nn.Module, path: str | Path, example: torch.Tensor, output_names: list[str],
+                        metadata: dict, opset: int = 17) -> float:
+    """Export any network with one image input to ONNX (dynamic batch, ``metadata`` stored as JSON under
+    :data:`METADATA_KEY`) and check it against PyTorch on ``example``.
+
+    Args:
+        net: maps ``(B, 3, H, W)`` to one tensor or a tuple of tensors named ``output_names``.
+        example: a ``(B, 3, H, W)`` batch fixing the traced input size.
+
+    Returns:
+        The largest absolute difference between the PyTorch and onnxruntime outputs.
+
+    Raises:
+        HandposeError: onnx / onnxruntime are not installed.
+    """
+    try:
+        import onnx
+    except ImportError as e:
+        raise HandposeError("ONNX export needs the onnx and onnxruntime packages: pip install 'handpose[onnx]'") from e
+    net = net.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(net, (example,), str(path), input_names=["image"], output_names=output_names,
+                      opset_version=opset, dynamic_axes={n: {0: "batch"} for n in ["image", *output_names]},
+                      dynamo=False)
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    onnx.save(proto, str(path))
+    with torch.inference_mode():
+        ref = net(example)
+    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
+    runner = OnnxNetwork(path)
+    out = runner.session.run(None, {runner.input_name: example.numpy()})
+    return max(float(np.abs(o - r.numpy()).max()) for o, r in zip(out, ref, strict=True))
+
+
 def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset: int = 17) -> float:
     """Export a model to ONNX and check it against PyTorch on a random batch of 2.
 
     A single-instance model has one output ``output`` (heatmaps or coordinates); a bottom-up model has two,
-    ``heatmaps`` and ``pafs``, of its last stage (the earlier stages only serve training).
+    ``heatmaps`` and ``pafs``, of its last stage (the earlier stages only serve training). The bundle's
+    preprocessing and decoding constants are the metadata (:func:`load_onnx` rebuilds the bundle).
 
     Returns:
         The largest absolute difference between the PyTorch and onnxruntime outputs.
@@ -46,31 +84,13 @@ def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset:
     Raises:
         HandposeError: onnx / onnxruntime are not installed, or the model cannot be loaded.
     """
-    try:
-        import onnx
-    except ImportError as e:
-        raise HandposeError("ONNX export needs the onnx and onnxruntime packages: pip install 'handpose[onnx]'") from e
     bundle = model if isinstance(model, ModelBundle) else load_model(model)
     bottom_up = bundle.codec.kind == "paf"
-    net = _LastStage(bundle.network).eval() if bottom_up else bundle.network.eval()
-    names = ["heatmaps", "pafs"] if bottom_up else ["output"]
+    net = _LastStage(bundle.network) if bottom_up else bundle.network
     w, h = bundle.input_size
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=names, opset_version=opset,
-                      dynamic_axes={n: {0: "batch"} for n in ["image", *names]}, dynamo=False)
-    proto = onnx.load(str(path))
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    onnx.save(proto, str(path))
-    with torch.inference_mode():
-        ref = net(x)
-    out = OnnxNetwork(path)(x)
-    if bottom_up:
-        return max(float((o - r).abs().max()) for o, r in zip(out[-1], ref, strict=True))
-    return float((out - ref).abs().max())
+    return export_network_onnx(net, path, x, ["heatmaps", "pafs"] if bottom_up else ["output"], meta, opset)
 
 
 def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_images: list[np.ndarray],

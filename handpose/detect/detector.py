@@ -128,11 +128,26 @@ class PalmDetector:
 
     def __init__(self, variant: str = "full", weights: str | Path | None = None, device: str = "cpu"):
         self.net = PalmDetectorNet(variant)
+        self.variant = variant
         load_palm_weights(self.net, weights if weights is not None else f"palm_detection_{variant}")
         self.device = torch.device(device)
         self.net.to(self.device).eval()
 
     @torch.no_grad()
+    def export_onnx(self, path: str | Path, opset: int = 17) -> float:
+        """Write the network to ONNX (input ``image`` ``(B, 3, 192, 192)`` RGB in [0, 1]; outputs ``regressors``
+        ``(B, 2016, 18)`` and ``scores`` ``(B, 2016, 1)`` logits; metadata: kind, variant, input size) and return the
+        largest difference to PyTorch on a random batch.
+
+        Raises:
+            HandposeError: onnx / onnxruntime are not installed.
+        """
+        from handpose.export import export_network_onnx
+
+        x = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))
+        meta = {"kind": "palm_detector", "variant": self.variant, "input_size": [INPUT_SIZE, INPUT_SIZE]}
+        return export_network_onnx(self.net.cpu(), path, x, ["regressors", "scores"], meta, opset)
+
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's outputs on the letterboxed image: ``regressors (2016, 18)``, ``logits (2016, 1)`` and the
         ``(2, 3)`` image -> input affine."""
