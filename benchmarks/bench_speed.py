@@ -138,13 +138,14 @@ def time_predictor(pred, image: np.ndarray, runs: int) -> tuple[float, float, fl
     return float(np.median(t1)), float(np.percentile(t1, 90)), 32 / float(np.median(tb))
 
 
-def inference_rows(image: np.ndarray, runs: int, peak: float, calibration: list[np.ndarray]) -> list[dict]:
+def inference_rows(image: np.ndarray, runs: int, peak: float, calibration: list[np.ndarray],
+                   names: tuple[str, ...] = INFER_MODELS + IMPORTED_MODELS) -> list[dict]:
     from handpose import Predictor
     from handpose.export import export_onnx, load_onnx, quantize_int8
 
     rows = []
     tmp = Path(tempfile.mkdtemp())
-    for name in INFER_MODELS + IMPORTED_MODELS:
+    for name in names:
         bundle, label = bundle_for(name)
         params = sum(p.numel() for p in bundle.network.parameters()) / 1e6
         gf = gflops(bundle.network, bundle.input_size)
@@ -230,12 +231,24 @@ def cache_startup(root: Path) -> dict:
     return {"images": len(records), "decode_s": decode, "cache_hit_s": time.perf_counter() - t}
 
 
+def print_rows(rows: list[dict], peak: float) -> None:
+    """The inference table."""
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads); float32 matmul peak {peak:.0f} GFLOP/s")
+    print(f"\n{'model':52s} {'runtime':20s} {'params M':>8s} {'GFLOPs':>7s} {'median ms':>9s} {'p90 ms':>7s} "
+          f"{'b32 img/s':>9s} {'% peak':>7s}")
+    for r in rows:
+        print(f"{r['model']:52s} {r['runtime']:20s} {r['params_m']:8.2f} {r['gflops']:7.3f} {r['median_ms']:9.2f} "
+              f"{r['p90_ms']:7.2f} {r['batch32_img_s']:9.1f} {100 * r['peak_share']:7.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--freihand", type=Path, default=REPO.parent / "shared" / "data" / "hgcnn-freihand")
     ap.add_argument("--runs", type=int, default=50, help="batch-1 runs per model and runtime")
     ap.add_argument("--coco-photo", type=Path, help="a whole photo for the palm detector rows",
                     default=REPO.parent / "shared" / "data" / "coco-wholebody-hands" / "images" / "000000109313.jpg")
+    ap.add_argument("--imported-only", action="store_true", help="only the imported pretrained networks' rows")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -250,6 +263,13 @@ def main() -> None:
     from handpose.data import load_freihand
 
     calibration = [read_image(r.image_path) for r in load_freihand(args.freihand, "train", limit=32)]
+    if args.imported_only:
+        rows, _ = inference_rows(image, args.runs, peak, calibration, IMPORTED_MODELS)
+        rows += palm_rows(read_image(args.coco_photo), args.runs, peak)
+        print_rows(rows, peak)
+        print(json.dumps({"peak_gflops": round(peak, 1), "inference": [
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}))
+        return
     rows, tmp = inference_rows(image, args.runs, peak, calibration)
     rows += palm_rows(read_image(args.coco_photo), args.runs, peak)
     int8 = int8_accuracy(tmp, args.freihand)
@@ -260,13 +280,7 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--freihand", str(args.freihand), "--child", m, tune],
                                  capture_output=True, text=True, check=True)
             rates.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); float32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"\n{'model':28s} {'runtime':20s} {'params M':>8s} {'GFLOPs':>7s} {'median ms':>9s} {'p90 ms':>7s} "
-          f"{'b32 img/s':>9s} {'% peak':>7s}")
-    for r in rows:
-        print(f"{r['model']:28s} {r['runtime']:20s} {r['params_m']:8.2f} {r['gflops']:7.3f} {r['median_ms']:9.2f} "
-              f"{r['p90_ms']:7.2f} {r['batch32_img_s']:9.1f} {100 * r['peak_share']:7.1f}")
+    print_rows(rows, peak)
     print(f"\nint8 (static, calibrated on 32 train photos) vs float32, val split mean error: {int8['int8']:.2f} px vs "
           f"{int8['float32']:.2f} px")
     from handpose import load_model
