@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
 import numpy as np
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -43,6 +45,50 @@ def train(
     except HandposeError as e:
         _fail(e)
     console.print_json(json.dumps(result))
+
+
+def _plain(text: str) -> str:
+    """RST roles and literals of a help line as plain terminal text (``x`` -> x, :func:`f` -> f)."""
+    return re.sub(r":\w+:`([^`]*)`", r"\1", text).replace("``", "")
+
+
+def _yaml_value(value) -> str:
+    """One value as inline YAML (``''`` for an empty string, ``null`` for None)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+@app.command("config")
+def config_(
+    keys: list[str] = typer.Argument(None, help="only these keys (default: all)"),
+    as_yaml: bool = typer.Option(False, "--yaml", help="print a config file of the defaults, each key with its type "
+                                 "and help as a comment (a starting point: handpose config --yaml > my.yaml)"),
+) -> None:
+    """List every training config key with its default, type and one line of help (set them in a YAML config or
+    with train --set key=value)."""
+    from handpose.config import _check_keys, config_fields
+
+    try:
+        _check_keys(keys or [], "handpose config")
+    except HandposeError as e:
+        _fail(e)
+    fields = [f for f in config_fields() if not keys or f["name"] in keys]
+    if as_yaml:
+        section = None
+        for f in fields:
+            if f["section"] != section:
+                print(f"{'' if section is None else chr(10)}# {f['section']}")
+                section = f["section"]
+            print(f"{f['name']}: {_yaml_value(f['default'])}  # {f['type']}: {_plain(f['help'])}")
+        return
+    table = Table("key", "type", "default", "help", show_lines=False)
+    section = None
+    for f in fields:
+        if f["section"] != section:
+            section = f["section"]
+            table.add_section()
+            table.add_row(f"[bold]{escape(section)}[/bold]")
+        table.add_row(f["name"], escape(f["type"]), escape(_yaml_value(f["default"])), escape(_plain(f["help"])))
+    console.print(table)
 
 
 def _plan_overlays(overlay: Path, images: list[Path], videos: list[str]) -> tuple[list[Path], list[Path]]:

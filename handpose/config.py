@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,69 +13,115 @@ import yaml
 
 from handpose.errors import HandposeError
 
+#: One line of help per :class:`TrainConfig` field, by section, in field order: the class docstring and
+#: ``handpose config`` are both made from it (the one place to edit).
+FIELD_HELP: dict[str, dict[str, str]] = {
+    "Data": {
+        "dataset": "``freihand`` (a FreiHAND-layout folder) or ``coco`` (COCO keypoints json + image folder).",
+        "data_root": "the FreiHAND folder.",
+        "split": "train / val / test shares of the FreiHAND ids (80/15/5 as in the tutorial).",
+        "train_ann": "COCO json of the train split.",
+        "train_images": "image folder of ``train_ann``.",
+        "val_ann": "COCO json of the validation split.",
+        "val_images": "image folder of ``val_ann``.",
+        "extra_train": "more labelled sets added to the train split, each ``{ann: COCO json, images: folder}`` with "
+                       "the same keypoints as the main set (e.g. in-the-wild COCO hands beside FreiHAND photos); "
+                       "validation stays on the main set.",
+        "box_margin": "COCO crops: bbox grown by this share of its longer side on each side.",
+        "allow_outside_images": "COCO: accept image ``file_name`` entries that leave the images folder (absolute, "
+                                "or with ``..``); refused by default.",
+        "skeleton": "built-in Skeleton name; empty for COCO means the json's category.",
+        "flip_pairs": "``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left "
+                      "and right parts; a single hand has none).",
+        "limit_records": "read at most this many records per split (0: all), for quick runs.",
+    },
+    "Model and targets": {
+        "model": "a name from ``handpose.models.MODELS``.",
+        "model_kwargs": "the model builder's arguments.",
+        "input_size": "model input ``[width, height]`` in pixels (an int means square); images and crops are "
+                      "letterboxed into it.",
+        "pad_mode": "letterbox border: ``constant`` (black) or ``border`` (edge pixels repeated).",
+        "sigma": "heatmap Gaussian sigma, in heatmap cells.",
+        "decode": "heatmap decoding: ``subpixel``, ``average`` or ``argmax``.",
+        "loss": "heatmap models ``iou`` (the hand tutorial's) or ``mse``; regression models ``l1`` (the small-data "
+                "tutorial's) or ``mse``; bottom-up models ``l2`` (masked, summed over stages).",
+        "paf_width": "bottom-up models: half-width of a limb's part affinity field (PAF), in cells.",
+        "mosaic_root": "bottom-up models: a FreiHAND-layout folder whose train-split photos are composed into 2x2 "
+                       "mosaics.",
+        "mosaic_prob": "bottom-up models: probability of a mosaic instead of a data set image.",
+    },
+    "Optimisation": {
+        "optimizer": "``adam`` or ``sgd``.",
+        "lr": "learning rate (the peak of a one-cycle schedule).",
+        "momentum": "SGD momentum.",
+        "weight_decay": "L2 weight decay.",
+        "batch_size": "images per training step.",
+        "max_epochs": "epochs to train (per stage).",
+        "max_minutes": "stop after this many minutes of training (0: no limit).",
+        "limit_train_batches": "a cap on batches per epoch (0: all).",
+        "val_every": "validate every N epochs (for tiny sets whose epochs are a few steps).",
+        "lr_factor": "plateau schedule: learning rate multiplied by this when ``lr_monitor`` stops falling.",
+        "lr_patience": "plateau schedule: epochs without a lower ``lr_monitor`` before the rate drops.",
+        "lr_monitor": "plateau schedule: the logged value watched (``train_loss``, ``val_loss``, ``val_epe_px``).",
+        "early_stop_patience": "stop after this many epochs without a lower ``val_loss`` (0: off).",
+        "checkpoint_monitor": "``val_epe_px``: ``best.ckpt`` and ``model.pt`` hold the epoch with the lowest "
+                              "validation keypoint error; ``val_loss``: the lowest loss; ``last``: the last epoch, "
+                              "for runs whose validation set does not track what is wanted (such as the bottom-up "
+                              "hand run whose held-out loss stayed flat while its keypoints improved).",
+        "schedule": "``plateau`` (``lr_factor`` / ``lr_patience`` / ``lr_monitor``) or ``onecycle``: the one-cycle "
+                    "policy (Smith, 2018; torch ``OneCycleLR``: learning rate up to ``lr`` and down, Adam's beta1 / "
+                    "SGD momentum 0.95 -> 0.85 -> 0.95).",
+        "cycle_epochs": "onecycle: length of one cycle in epochs, repeated as the small-data tutorial does.",
+        "freeze_backbone": "train only the head of a backbone model.",
+        "freeze_bn": "BatchNorm layers normalise with their running statistics during training too and keep them "
+                     "(for pretrained networks whose BatchNorm was folded into the convolutions and is imported as "
+                     "an identity, and for small batches).",
+        "init_weights": "start from the network weights of a model file, checkpoint or bundled model name (all "
+                        "must fit).",
+        "pretrained": "start from pretrained weights, loading every tensor that fits (the log says what was loaded "
+                      "and what stayed random): a shipped name (``handpose import-weights --list``), a converted "
+                      "``.pt``, an original ``.onnx`` / ``.tflite`` / OpenVINO ``.xml``, a handpose model or a "
+                      "torchvision state_dict.",
+        "normalize": "input normalisation: ``dataset`` (the train split's channel statistics, as the hand "
+                     "tutorial), ``imagenet``, ``unit`` ([0, 1]), ``symmetric`` ([-1, 1]), ``openpose``; empty: the "
+                     "pretrained network's own when ``pretrained`` is a known source, else ``dataset``.",
+    },
+    "Augmentation": {
+        "aug_rotate": "maximum rotation, degrees.",
+        "aug_scale": "maximum scale change, share of the size.",
+        "aug_translate": "maximum shift, share of the size.",
+        "aug_flip": "probability of a horizontal flip.",
+        "aug_colour": "colour jitter strength.",
+        "aug_grey": "probability of a greyscale image.",
+        "aug_perspective": "maximum corner shift of a perspective warp, share of the size.",
+        "aug_brightness": "maximum brightness change (unset: ``aug_colour``).",
+        "aug_contrast": "maximum contrast change (unset: ``aug_colour``).",
+    },
+    "Run": {
+        "seed": "random seed.",
+        "accelerator": "passed to Lightning (``cpu``, ``gpu``, ``auto``).",
+        "devices": "passed to Lightning.",
+        "strategy": "passed to Lightning.",
+        "precision": "passed to Lightning (``32-true``, ``bf16-mixed``, ...).",
+        "num_workers": "data loader processes.",
+        "cache": "decode all crops once into memory.",
+        "cache_dir": "instead of ``cache``, decode the crops into this folder, reused by later runs.",
+        "tune_malloc": "tune the glibc allocator (see :func:`handpose.runtime.tune_malloc`).",
+        "out_dir": "the folder of runs (relative to the current folder, also in a config file).",
+        "name": "the run's folder name under ``out_dir``.",
+        "resume": "a checkpoint path, ``last`` for the run's last checkpoint, or ``auto``: that one if it exists.",
+        "stages": "a list of mappings of overrides (e.g. ``{max_epochs: 50, freeze_backbone: true}``), run one after "
+                  "the other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh "
+                  "optimiser); the last stage's ``model.pt`` is copied to ``<name>/model.pt``.",
+    },
+}
+
 
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Every field can be set in YAML or with ``--set key=value``.
 
-    Data:
-        dataset: ``freihand`` (a FreiHAND-layout folder) or ``coco`` (COCO keypoints json + image folder).
-        data_root: the FreiHAND folder.
-        split: train / val / test shares of the FreiHAND ids (80/15/5 as in the tutorial).
-        train_ann, train_images, val_ann, val_images: COCO json files and their image folders.
-        extra_train: more labelled sets added to the train split, each ``{ann: COCO json, images: folder}``
-            with the same keypoints as the main set (for example in-the-wild COCO hands beside FreiHAND photos);
-            validation stays on the main set.
-        box_margin: COCO crops: bbox grown by this share of its longer side on each side.
-        allow_outside_images: COCO: accept image ``file_name`` entries that leave the images folder (absolute, or
-            with ``..``); refused by default.
-        skeleton: built-in Skeleton name; empty for COCO means the json's category.
-        flip_pairs: ``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left and
-            right parts; a single hand has none).
-        limit_records: read at most this many records per split (0: all), for quick runs.
-    Model and targets:
-        model, model_kwargs: a name from ``handpose.models.MODELS`` and its builder's arguments.
-        input_size: model input ``[width, height]`` in pixels (an int means square); images and crops are
-            letterboxed into it, the border filled as ``pad_mode`` says (``constant`` black or ``border``).
-        sigma: heatmap Gaussian sigma in heatmap cells; decode: ``subpixel``, ``average`` or ``argmax``.
-        loss: heatmap models ``iou`` (the hand tutorial's) or ``mse``; regression models ``l1`` (the small-data
-            tutorial's) or ``mse``; bottom-up models ``l2`` (masked, summed over stages).
-        paf_width: bottom-up models: half-width of a limb's part affinity field, in cells.
-        mosaic_root, mosaic_prob: bottom-up models: a FreiHAND-layout folder whose train-split photos are composed
-            into 2x2 mosaics, used instead of a data set image with probability ``mosaic_prob``.
-    Optimisation:
-        optimizer (``adam``/``sgd``), lr, momentum, weight_decay, batch_size, max_epochs, max_minutes (0: no
-        limit), limit_train_batches (a cap on batches per epoch, 0: all), val_every (validate every N epochs; for
-        tiny sets whose epochs are a few steps), lr_factor / lr_patience /
-        lr_monitor (learning rate multiplied by ``lr_factor`` when ``lr_monitor`` stops falling),
-        early_stop_patience (epochs without a lower ``val_loss``; 0: off), checkpoint_monitor (``val_epe_px``:
-        ``best.ckpt`` and ``model.pt`` hold the epoch with the lowest validation keypoint error; ``val_loss``:
-        the lowest loss; ``last``: the last epoch, for runs whose validation set does not track what is wanted,
-        such as the bottom-up hand run whose held-out loss stayed flat while its keypoints improved).
-        schedule: ``plateau`` (the above) or
-        ``onecycle``: the one-cycle policy (Smith, 2018; torch ``OneCycleLR``: learning rate up to ``lr`` and down,
-        Adam's beta1 / SGD momentum 0.95 -> 0.85 -> 0.95), repeated every ``cycle_epochs`` epochs as the small-data
-        tutorial does.
-        freeze_backbone: train only the head of a backbone model. freeze_bn: BatchNorm layers normalise with their
-        running statistics during training too and keep them (for pretrained networks whose BatchNorm was folded into
-        the convolutions and is imported as an identity, and for small batches). init_weights: start from the network
-        weights of a model file or checkpoint (all must fit).
-        pretrained: start from pretrained weights, loading every tensor that fits (a backbone alone or the whole
-        network; the log says what was loaded and what stayed random): a shipped name (``handpose import-weights
-        --list``), a converted ``.pt``, an original ``.onnx`` / ``.tflite`` / OpenVINO ``.xml``, a handpose model or
-        a torchvision state_dict. normalize: input normalisation, ``dataset`` (the train split's channel statistics,
-        as the hand tutorial), ``imagenet``, ``unit`` ([0, 1]), ``symmetric`` ([-1, 1]), ``openpose``; empty: the
-        pretrained network's own when ``pretrained`` is a known source, else ``dataset``.
-    Stages: a list of mappings of overrides (e.g. ``{max_epochs: 50, freeze_backbone: true}``), run one after the
-        other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh optimiser); the
-        last stage's ``model.pt`` is copied to ``<name>/model.pt``.
-    Augmentation: aug_rotate (degrees), aug_scale, aug_translate, aug_flip (probability), aug_colour,
-        aug_grey (probability), aug_perspective (maximum corner shift, share of the size), aug_brightness and
-        aug_contrast (their own maxima; unset: aug_colour).
-    Run: seed, accelerator, devices, strategy, precision (passed to Lightning), num_workers, cache (decode all
-        crops once into memory), cache_dir (instead, into this folder, reused by later runs), tune_malloc
-        (see :func:`handpose.runtime.tune_malloc`), out_dir, name,
-        resume (a checkpoint path, ``last`` for the run's last checkpoint, or ``auto``: that one if it exists).
+    The field list below is made from :data:`FIELD_HELP` (also shown by ``handpose config``).
     """
 
     dataset: str = "freihand"
@@ -200,6 +248,35 @@ class TrainConfig:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as f:
             yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+
+def _docstring(intro: str) -> str:
+    """``intro`` followed by one wrapped line per field under its section, from :data:`FIELD_HELP`."""
+    lines = [inspect.cleandoc(intro), ""]
+    for section, helps in FIELD_HELP.items():
+        lines.append(f"{section}:")
+        for name, text in helps.items():
+            lines += textwrap.wrap(f"{name}: {text}", 116, initial_indent="    ", subsequent_indent="        ")
+    return "\n".join(lines)
+
+
+TrainConfig.__doc__ = _docstring(TrainConfig.__doc__)
+
+
+def config_fields() -> list[dict]:
+    """Every :class:`TrainConfig` field in order: ``{"name", "type", "default", "help", "section"}``.
+
+    ``type`` is the annotation as written (``"float | None"``), ``default`` the default value (a fresh copy for
+    lists and dicts), ``help`` its line of :data:`FIELD_HELP`.
+    """
+    section_of = {name: section for section, helps in FIELD_HELP.items() for name in helps}
+    helps = {name: text for section in FIELD_HELP.values() for name, text in section.items()}
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out.append({"name": f.name, "type": str(f.type), "default": default, "help": helps.get(f.name, ""),
+                    "section": section_of.get(f.name, "")})
+    return out
 
 
 def _check_keys(keys, where: str) -> None:
