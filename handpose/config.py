@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,9 +108,11 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "cache": "decode all crops once into memory.",
         "cache_dir": "instead of ``cache``, decode the crops into this folder, reused by later runs.",
         "tune_malloc": "tune the glibc allocator (see :func:`handpose.runtime.tune_malloc`).",
-        "out_dir": "the folder of runs (relative to the current folder, also in a config file).",
+        "out_dir": "the folder of runs (relative to the current folder, also in a config file, whose other paths are "
+                   "relative to its own folder).",
         "name": "the run's folder name under ``out_dir``.",
-        "resume": "a checkpoint path, ``last`` for the run's last checkpoint, or ``auto``: that one if it exists.",
+        "resume": "a checkpoint path (relative to the current folder), ``last`` for the run's last checkpoint, or "
+                  "``auto``: that one if it exists.",
         "stages": "a list of mappings of overrides (e.g. ``{max_epochs: 50, freeze_backbone: true}``), run one after "
                   "the other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh "
                   "optimiser); the last stage's ``model.pt`` is copied to ``<name>/model.pt``.",
@@ -122,6 +125,11 @@ class TrainConfig:
     """Everything a training run needs. Every field can be set in YAML or with ``--set key=value``.
 
     The field list below is made from :data:`FIELD_HELP` (also shown by ``handpose config``).
+
+    Paths in a config file are relative to the file's folder, as data paths in an Ultralytics data yaml: those of
+    :data:`FILE_PATHS`, ``extra_train``'s ``ann`` and ``images``, and ``init_weights``, ``pretrained`` and
+    ``model_kwargs.pretrained`` when they are paths rather than names (see :func:`resolve_paths`); ``out_dir`` and
+    ``resume`` stay relative to the current folder (where runs are written), as do all ``--set`` values.
     """
 
     dataset: str = "freihand"
@@ -249,6 +257,52 @@ class TrainConfig:
         with open(path, "w") as f:
             yaml.safe_dump(self.to_dict(), f, sort_keys=False)
 
+#: Fields that are paths: in a config file, relative to the file's folder.
+FILE_PATHS = ("data_root", "train_ann", "train_images", "val_ann", "val_images", "mosaic_root", "cache_dir")
+#: Fields that are a path or a name (a bundled model, a shipped pretrained network): resolved when they are a path.
+NAME_OR_PATHS = ("init_weights", "pretrained")
+
+
+def _is_path(value: str, base: Path) -> bool:
+    """A path rather than a name: it has a folder separator or a suffix (names have neither), or exists in base."""
+    return "/" in value or "\\" in value or bool(Path(value).suffix) or (base / value).exists()
+
+
+def _absolute(value: str, base: Path) -> str:
+    """``value`` (``~`` expanded) joined to ``base`` and normalised (``..`` removed); absolute values are kept."""
+    return os.path.abspath(os.path.join(base, os.path.expanduser(value))) if value else value
+
+
+def resolve_paths(values: dict, base: str | Path) -> dict:
+    """The config values of a file in ``base`` with their paths made absolute (a copy; ``stages`` too).
+
+    Resolved: :data:`FILE_PATHS`, ``extra_train`` entries' ``ann`` and ``images``, and :data:`NAME_OR_PATHS` and
+    ``model_kwargs.pretrained`` when :func:`_is_path` says they are paths. Left as they are: empty and absolute
+    values, ``out_dir`` and ``resume`` (relative to the current folder, where runs live), values of the wrong type
+    (refused later by :class:`TrainConfig`).
+
+    Args:
+        values: a config mapping as read from the file.
+        base: the config file's folder.
+    """
+    base = Path(base)
+    out = dict(values)
+    for key in FILE_PATHS:
+        if isinstance(out.get(key), str):
+            out[key] = _absolute(out[key], base)
+    for key in NAME_OR_PATHS:
+        if isinstance(out.get(key), str) and out[key] and _is_path(out[key], base):
+            out[key] = _absolute(out[key], base)
+    kwargs = out.get("model_kwargs")
+    if isinstance(kwargs, dict) and isinstance(kwargs.get("pretrained"), str):
+        out["model_kwargs"] = {**kwargs, "pretrained": _absolute(kwargs["pretrained"], base)}
+    if isinstance(out.get("extra_train"), list):
+        out["extra_train"] = [{k: _absolute(v, base) if k in ("ann", "images") and isinstance(v, str) else v
+                               for k, v in e.items()} if isinstance(e, dict) else e for e in out["extra_train"]]
+    if isinstance(out.get("stages"), list):
+        out["stages"] = [resolve_paths(st, base) if isinstance(st, dict) else st for st in out["stages"]]
+    return out
+
 
 def _docstring(intro: str) -> str:
     """``intro`` followed by one wrapped line per field under its section, from :data:`FIELD_HELP`."""
@@ -310,6 +364,8 @@ def parse_overrides(items: list[str] | None) -> dict:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Load a flat YAML config (or the defaults) and apply ``key=value`` overrides.
 
+    The file's paths are relative to its folder (:func:`resolve_paths`), the overrides' to the current folder.
+
     Raises:
         HandposeError: missing file, invalid YAML, a nested or unknown key, or an invalid value.
     """
@@ -325,5 +381,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(values, dict):
             raise HandposeError(f"{path}: expected a mapping of config keys")
         _check_keys(values, str(path))
+        values = resolve_paths(values, path.parent)
     values.update(parse_overrides(overrides))
     return TrainConfig(**values)
