@@ -133,7 +133,6 @@ class PalmDetector:
         self.device = torch.device(device)
         self.net.to(self.device).eval()
 
-    @torch.no_grad()
     def export_onnx(self, path: str | Path, opset: int = 17) -> float:
         """Write the network to ONNX (input ``image`` ``(B, 3, 192, 192)`` RGB in [0, 1]; outputs ``regressors``
         ``(B, 2016, 18)`` and ``scores`` ``(B, 2016, 1)`` logits; metadata: kind, variant, input size) and return the
@@ -148,6 +147,7 @@ class PalmDetector:
         meta = {"kind": "palm_detector", "variant": self.variant, "input_size": [INPUT_SIZE, INPUT_SIZE]}
         return export_network_onnx(self.net.cpu(), path, x, ["regressors", "scores"], meta, opset)
 
+    @torch.no_grad()
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's outputs on the letterboxed image: ``regressors (2016, 18)``, ``logits (2016, 1)`` and the
         ``(2, 3)`` image -> input affine."""
