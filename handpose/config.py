@@ -115,7 +115,8 @@ FIELD_HELP: dict[str, dict[str, str]] = {
                   "``auto``: that one if it exists.",
         "stages": "a list of mappings of overrides (e.g. ``{max_epochs: 50, freeze_backbone: true}``), run one after "
                   "the other in ``<name>/stage<i>``, each starting from the previous stage's best weights (fresh "
-                  "optimiser); the last stage's ``model.pt`` is copied to ``<name>/model.pt``.",
+                  "optimiser); the last stage's ``model.pt`` is copied to ``<name>/model.pt``. A ``--set key=value`` "
+                  "applies to every stage (a stage's own value included); to change one stage, give ``stages`` whole.",
     },
 }
 
@@ -130,6 +131,9 @@ class TrainConfig:
     :data:`FILE_PATHS`, ``extra_train``'s ``ann`` and ``images``, and ``init_weights``, ``pretrained`` and
     ``model_kwargs.pretrained`` when they are paths rather than names (see :func:`resolve_paths`); ``out_dir`` and
     ``resume`` stay relative to the current folder (where runs are written), as do all ``--set`` values.
+
+    A plain override (``--set max_epochs=5``) applies to every stage: it replaces the key in each of the file's
+    ``stages`` that sets it (:func:`apply_overrides`). To change one stage, override ``stages`` whole.
     """
 
     dataset: str = "freihand"
@@ -361,10 +365,29 @@ def parse_overrides(items: list[str] | None) -> dict:
     return out
 
 
+def apply_overrides(values: dict, overrides: dict) -> dict:
+    """Config ``values`` with ``overrides`` applied, to every stage too (a copy).
+
+    A plain override replaces the key at the top level and in each of ``values["stages"]`` that sets it, so that
+    ``--set max_epochs=5`` shortens every stage of a staged config instead of being ignored by stages with their
+    own ``max_epochs``. Stages given in ``overrides`` are taken as written (they come from the same command line).
+
+    Args:
+        values: config values (from a file).
+        overrides: ``{key: value}``, as from :func:`parse_overrides`.
+    """
+    out = {**values, **overrides}
+    if "stages" not in overrides and isinstance(values.get("stages"), list):
+        out["stages"] = [{k: overrides.get(k, v) for k, v in st.items()} if isinstance(st, dict) else st
+                         for st in values["stages"]]
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Load a flat YAML config (or the defaults) and apply ``key=value`` overrides.
 
-    The file's paths are relative to its folder (:func:`resolve_paths`), the overrides' to the current folder.
+    The file's paths are relative to its folder (:func:`resolve_paths`), the overrides' to the current folder;
+    overrides apply to every stage (:func:`apply_overrides`).
 
     Raises:
         HandposeError: missing file, invalid YAML, a nested or unknown key, or an invalid value.
@@ -382,5 +405,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise HandposeError(f"{path}: expected a mapping of config keys")
         _check_keys(values, str(path))
         values = resolve_paths(values, path.parent)
-    values.update(parse_overrides(overrides))
-    return TrainConfig(**values)
+    return TrainConfig(**apply_overrides(values, parse_overrides(overrides)))
