@@ -283,7 +283,8 @@ def evaluate(
     split: str = SPLIT_OPT,
     coco: Path = COCO_OPT,
     images: Path = IMAGES_OPT,
-    margin: float = MARGIN_OPT,
+    margin: float = typer.Option(None, "--margin", help="COCO crops: bbox margin per side, share of the longer side "
+                                 "(default: the model's training box_margin, else 0.25)"),
     allow_outside: bool = OUTSIDE_OPT,
     json_out: Path = typer.Option(None, "--json", help="write the metrics as JSON"),
     report: Path = typer.Option(None, help="folder for metrics.json and plots"),
@@ -292,8 +293,8 @@ def evaluate(
 ) -> None:
     """Mean/median/percentile keypoint error (px and %), per finger, PCK, AUC, within-0.1/0.01 shares."""
     from handpose.bundle import load_model
+    from handpose.evaluate import DEFAULT_BOX_MARGIN, format_table, model_box_margin, write_report
     from handpose.evaluate import evaluate as run_eval
-    from handpose.evaluate import format_table, write_report
 
     try:
         bundle = load_model(model)
@@ -308,11 +309,23 @@ def evaluate(
                 json_out.parent.mkdir(parents=True, exist_ok=True)
                 json_out.write_text(json.dumps(summary, indent=2))
             return
+        own = model_box_margin(bundle)
+        if freihand is None and coco is not None:
+            if margin is None:
+                margin = DEFAULT_BOX_MARGIN if own is None else own
+                console.print(f"COCO crops: margin {margin:g} per side " + (
+                    "(the model's training box_margin)" if own is not None else
+                    "(the default: the model records no training box_margin)"))
+            elif own is not None and margin != own:
+                err_console.print(f"[yellow]warning:[/yellow] --margin {margin:g}, but the model was trained on crops "
+                                  f"with box_margin {own:g}: its errors here are not those of its training crops")
         records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton, allow_outside)
         ev = run_eval(bundle, records, batch_size, flip_test)
     except HandposeError as e:
         _fail(e)
     summary = ev.summary()
+    if freihand is None:
+        summary["box_margin"] = margin
     table = Table(title=escape(f"{len(records)} images, model {model or 'default'}"))
     table.add_column("metric")
     table.add_column("value")

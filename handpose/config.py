@@ -28,7 +28,8 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "extra_train": "more labelled sets added to the train split, each ``{ann: COCO json, images: folder}`` with "
                        "the same keypoints as the main set (e.g. in-the-wild COCO hands beside FreiHAND photos); "
                        "validation stays on the main set.",
-        "box_margin": "COCO crops: bbox grown by this share of its longer side on each side.",
+        "box_margin": "COCO crops: bbox grown by this share of its longer side on each side (kept in the model "
+                      "card: ``handpose evaluate`` crops with it by default).",
         "allow_outside_images": "COCO: accept image ``file_name`` entries that leave the images folder (absolute, "
                                 "or with ``..``); refused by default.",
         "skeleton": "built-in Skeleton name; empty for COCO means the json's category.",

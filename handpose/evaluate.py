@@ -20,6 +20,27 @@ from handpose.result import Result
 from handpose.skeleton import Skeleton, keypoint_index_map
 
 PCK_THRESHOLDS = (0.05, 0.1, 0.2)
+#: COCO crop margin (share of the box's longer side, per side) for a model that records none: the bundled and the
+#: imported networks; :func:`handpose.data.coco.load_coco`'s default.
+DEFAULT_BOX_MARGIN = 0.25
+
+
+def model_box_margin(model: ModelBundle) -> float | None:
+    """The crop margin ``model`` was trained on: ``box_margin`` of the training config in its card.
+
+    ``handpose train`` records the config in the card (of ``model.pt``, and of exported ``.onnx`` files). A model
+    trained on FreiHAND photos alone (``dataset: freihand`` without ``extra_train``) never saw a COCO crop, and a
+    bundled or imported network has no config: both give ``None``.
+
+    Returns:
+        The margin (share of the box's longer side added on each side), or ``None`` when not known.
+    """
+    config = model.card.get("config")
+    if not isinstance(config, dict) or config.get("box_margin") is None:
+        return None
+    if config.get("dataset", "coco") == "freihand" and not config.get("extra_train"):
+        return None
+    return float(config["box_margin"])
 
 
 @dataclass
