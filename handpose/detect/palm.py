@@ -18,8 +18,8 @@ detector (Bazarevsky et al., arXiv:1907.05047):
 
 TensorFlow SAME padding: the stride-2 5x5 convolutions of the file pad 1 pixel before and 2 after (the even input
 needs 3 in total); PyTorch's symmetric ``padding=2`` would shift every feature by one pixel, so those layers pad
-explicitly (:func:`same_pad`). BatchNorm is folded into the convolution biases in the file, so the convolutions here
-carry biases and no BatchNorm.
+explicitly (:func:`handpose.models.backbones.tf_same_pad`). BatchNorm is folded into the convolution biases in the
+file, so the convolutions here carry biases and no BatchNorm.
 
 Input: ``(B, 3, 192, 192)`` RGB in [0, 1] (MediaPipe's ``palm_detection_cpu.pbtxt``: ImageToTensorCalculator
 ``output_tensor_float_range { min: 0.0 max: 1.0 }``).
@@ -27,7 +27,6 @@ Input: ``(B, 3, 192, 192)`` RGB in [0, 1] (MediaPipe's ``palm_detection_cpu.pbtx
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +36,11 @@ from torch import nn
 
 from handpose.errors import HandposeError
 from handpose.importers.graph import SourceGraph, load_mapped_state, read_graph
+from handpose.models.backbones import tf_same_pad
 
 INPUT_SIZE = 192
 NUM_COORDS = 18  # box (4) + 7 keypoints x 2
 VARIANTS = {"full": 4, "lite": 3}  # residual blocks per stage after its opening block
-
-
-def same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` as TensorFlow's ``padding="SAME"`` does: ``total = max((ceil(n / s) - 1) * s + k - n, 0)``
-    per side pair, the smaller half before (top / left) and the larger after (bottom / right)."""
-    pads = []
-    for n in (x.shape[-1], x.shape[-2]):  # F.pad order: last dimension first
-        total = max((math.ceil(n / stride) - 1) * stride + kernel - n, 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
 
 
 class BlazeBlock(nn.Module):
@@ -76,7 +66,7 @@ class BlazeBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
             return self.act(self.pointwise(self.depthwise(x)) + x)
-        h = self.pointwise(self.depthwise(same_pad(x, 5, 2)))
+        h = self.pointwise(self.depthwise(tf_same_pad(x, 5, 2)))
         shortcut = F.max_pool2d(x, 2, 2, ceil_mode=True)
         if self.extra_channels:
             shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
@@ -93,7 +83,7 @@ class ConvPReLU(nn.Module):
         self.act = nn.PReLU(out_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(same_pad(x, self.kernel, self.stride)))
+        return self.act(self.conv(tf_same_pad(x, self.kernel, self.stride)))
 
 
 class SSDHead(nn.Module):

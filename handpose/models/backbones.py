@@ -120,12 +120,19 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_ch, out_ch, k, stride, 0, groups=groups, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for n, k, s, d in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1],
-                              strict=True):  # width first, as F.pad
-            total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pads))
+        return super().forward(tf_same_pad(x, self.kernel_size[0], self.stride[0], self.dilation[0]))
+
+
+def tf_same_pad(x: torch.Tensor, kernel: int, stride: int, dilation: int = 1) -> torch.Tensor:
+    """Pad ``(B, C, H, W)`` as TensorFlow's ``"SAME"`` padding does before an unpadded convolution or pooling:
+    ``total = max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)`` per side length ``n``, ``total // 2`` before
+    (top / left) and the rest after (https://www.tensorflow.org/api_docs/python/tf/nn#notes_on_padding_2). Square
+    kernels, strides and dilations."""
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):  # F.pad order: width first
+        total = max((math.ceil(n / stride) - 1) * stride + (kernel - 1) * dilation + 1 - n, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)
 
 
 def conv_bn_act(in_ch: int, out_ch: int, k: int = 3, stride: int = 1, groups: int = 1,

@@ -39,11 +39,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from handpose.errors import HandposeError
 from handpose.importers.graph import SourceGraph, SourceOp, fold_bn_entries, load_mapped_state, read_graph
+from handpose.models.backbones import tf_same_pad
 
 #: Side of the square input the MediaPipe network was trained on (``hand_landmark_cpu.pbtxt``: 224x224).
 NATIVE_SIZE = 224
@@ -77,15 +77,6 @@ VARIANTS: dict[str, dict] = {
         ),
     },
 }
-
-
-def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` as TensorFlow's ``SAME`` padding does: total ``max((ceil(H / s) - 1) s + k - H, 0)``,
-    the smaller half on top/left (for a stride-2 3x3 conv on an even size: 0 top/left, 1 bottom/right)."""
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    ph = max((-(-h // stride) - 1) * stride + kernel - h, 0)
-    pw = max((-(-w // stride) - 1) * stride + kernel - w, 0)
-    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 
 class ConvBN(nn.Module):
