@@ -172,7 +172,22 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class TappedFeatures(nn.Module):
+    """A ``features`` sequence whose outputs after the layers in ``taps`` are the feature maps (MobileNets)."""
+
+    features: nn.Sequential
+    taps: tuple[int, ...]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps:
+                feats.append(x)
+        return feats
+
+
+class MobileNetV2(TappedFeatures):
     """MobileNetV2 (width 1.0) ``features`` trunk with torchvision's indices ``features.0`` .. ``features.18``.
 
     Shapes:
@@ -197,13 +212,6 @@ class MobileNetV2(nn.Module):
         self.taps = (3, 6, 13, 18)
         self.out_channels = [24, 32, 96, 1280]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.taps:
-                feats.append(x)
-        return feats
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -260,7 +268,7 @@ class InvertedResidualV3(nn.Module):
         return x + self.block(x) if self.use_res_connect else self.block(x)
 
 
-class MobileNetV3Small(nn.Module):
+class MobileNetV3Small(TappedFeatures):
     """MobileNetV3-Small (width 1.0) ``features`` trunk with torchvision's indices ``features.0`` .. ``features.12``.
 
     ``features.0`` 3x3 stride-2 convolution to 16 channels with hard-swish, ``features.1`` .. ``features.11`` the
@@ -295,13 +303,6 @@ class MobileNetV3Small(nn.Module):
         self.taps = (1, 3, 8, 12)
         self.out_channels = [16, 24, 48, 576]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.taps:
-                feats.append(x)
-        return feats
 
 
 class TimmBackbone(nn.Module):
