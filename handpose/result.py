@@ -19,9 +19,17 @@ class Result:
             models give NaN for a keypoint they did not find in an instance (score 0).
         scores: ``(N, K)`` float32 raw per-keypoint confidence (heatmap peak, in ``[0, 1]`` for sigmoid
             heatmaps); nothing is zeroed or dropped, apply any threshold yourself.
-        boxes: ``(N, 4)`` ``[x, y, w, h]`` regions the model looked at, in original pixels.
+        boxes: ``(N, 4)`` ``[x, y, w, h]`` regions the model looked at, in original pixels (for a rotated crop of
+            :class:`handpose.detect.topdown.TopDownPipeline`: the crop's axis-aligned bounds).
         image_size: ``(width, height)`` of the original image.
         skeleton: the keypoint set.
+        detection_scores: ``(N,)`` float32 detector confidence of each instance (the palm detector's score in
+            ``[0, 1]``), or None when no detector ran.
+        presence: ``(N,)`` float32 probability that each crop holds a hand (MediaPipe's landmark network), or None.
+        handedness: ``(N,)`` float32 probability that each instance is a **right** hand in the image as given (not
+            mirrored; MediaPipe's landmark network), or None. See :attr:`handedness_labels`.
+        regions: ``(N, 5)`` float32 rotated crops ``(cx, cy, width, height, rotation)`` (pixels, radians; as
+            :class:`handpose.detect.roi.RotatedRect`), or None when the crops were axis-aligned ``boxes``.
     """
 
     file_name: str
@@ -30,23 +38,53 @@ class Result:
     boxes: np.ndarray
     image_size: tuple[int, int]
     skeleton: Skeleton
+    detection_scores: np.ndarray | None = None
+    presence: np.ndarray | None = None
+    handedness: np.ndarray | None = None
+    regions: np.ndarray | None = None
 
     @property
     def instance_scores(self) -> np.ndarray:
-        """``(N,)`` mean score of each instance's found keypoints."""
+        """``(N,)`` confidence of each instance: the detector's score (times ``presence`` when given) when a
+        detector ran, else the mean score of the instance's found keypoints."""
+        if self.detection_scores is not None:
+            s = np.asarray(self.detection_scores, np.float32)
+            return s * np.asarray(self.presence, np.float32) if self.presence is not None else s
         found = np.isfinite(self.keypoints).all(axis=-1)
         with np.errstate(invalid="ignore"):
             return np.nan_to_num((self.scores * found).sum(axis=1) / found.sum(axis=1)).astype(np.float32)
 
+    @property
+    def handedness_labels(self) -> list[str] | None:
+        """``"right"`` or ``"left"`` per instance (right when :attr:`handedness` >= 0.5), or None."""
+        if self.handedness is None:
+            return None
+        return ["right" if p >= 0.5 else "left" for p in np.asarray(self.handedness)]
+
     def to_coco(self) -> list[dict]:
         """COCO results form plus the file name: one dict per instance with
         ``{"file_name", "keypoints": [x1, y1, s1, ..., xK, yK, sK], "score"}``; a keypoint that was not found
-        is written as ``0, 0, 0``."""
+        is written as ``0, 0, 0``. Results of a detector add ``"bbox"`` (``boxes``), ``"detection_score"``,
+        ``"presence"``, ``"handedness"`` (``"left"`` / ``"right"``) with ``"handedness_score"`` (the probability of
+        that label) and ``"region"`` (``regions``), each only when present."""
         out = []
-        for kp, sc, s in zip(self.keypoints, self.scores, self.instance_scores, strict=True):
+        labels = self.handedness_labels
+        for n, (kp, sc, s) in enumerate(zip(self.keypoints, self.scores, self.instance_scores, strict=True)):
             found = np.isfinite(kp).all(axis=1)
             flat = np.concatenate([np.where(found[:, None], kp, 0.0), np.where(found, sc, 0.0)[:, None]],
                                   axis=1).reshape(-1)
-            out.append({"file_name": self.file_name, "keypoints": [round(float(v), 3) for v in flat],
-                        "score": round(float(s), 5)})
+            entry = {"file_name": self.file_name, "keypoints": [round(float(v), 3) for v in flat],
+                     "score": round(float(s), 5)}
+            if self.detection_scores is not None:
+                entry["bbox"] = [round(float(v), 2) for v in self.boxes[n]]
+                entry["detection_score"] = round(float(self.detection_scores[n]), 5)
+            if self.presence is not None:
+                entry["presence"] = round(float(self.presence[n]), 5)
+            if labels is not None:
+                p = float(self.handedness[n])
+                entry["handedness"] = labels[n]
+                entry["handedness_score"] = round(p if labels[n] == "right" else 1.0 - p, 5)
+            if self.regions is not None:
+                entry["region"] = [round(float(v), 4) for v in self.regions[n]]
+            out.append(entry)
         return out
