@@ -137,6 +137,10 @@ def predict(
     min_cutoff: float = typer.Option(1.0, help="One-Euro cutoff at rest, Hz (lower: steadier)"),
     beta: float = typer.Option(0.01, help="One-Euro speed coefficient (higher: less lag)"),
     flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
+    detect: bool = typer.Option(False, "--detect", help="whole photos: find every hand with the palm detector, "
+                                "crop each upright into the keypoint model (default then: mediapipe_hand_full) and "
+                                "map back; without it (the default for now) each image is one hand crop"),
+    detector: str = typer.Option("full", help="--detect: MediaPipe's palm detector, full or lite"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
 ) -> None:
     """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed
@@ -154,7 +158,10 @@ def predict(
     try:
         if runtime not in ("torch", "onnx"):
             raise HandposeError(f"--runtime must be torch or onnx, got {runtime!r}")
+        if detect and videos:
+            raise HandposeError("--detect runs on images; videos are not yet tracked with the detector")
         image_overlays, video_overlays = _plan_overlays(overlay, paths, videos) if overlay else ([], [])
+        model = model or ("mediapipe_hand_full" if detect else None)
         bundle = model
         if runtime == "onnx" and not str(model or "").lower().endswith(".onnx"):
             import tempfile
@@ -165,6 +172,11 @@ def predict(
             export_onnx(model, onnx_path)
             bundle = load_onnx(onnx_path)
         predictor = Predictor(bundle, batch_size, flip_test=flip_test)
+        pipeline = None
+        if detect:
+            from handpose.detect.topdown import TopDownPipeline
+
+            pipeline = TopDownPipeline(detector, predictor)
         writer = JsonListWriter(json_out) if json_out is not None else None  # checked before any work
     except HandposeError as e:
         _fail(e)
@@ -191,8 +203,11 @@ def predict(
     overlay_of = dict(zip(map(str, paths), image_overlays, strict=False))
     previous = _on_sigterm(_raise_stop)
     try:
-        for res in predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers,
-                                           max_pixels=max_pixels or None):
+        results = (pipeline.predict_paths(paths, on_error=lambda path, err: report(str(err)),
+                                          max_pixels=max_pixels or None) if pipeline is not None else
+                   predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers,
+                                           max_pixels=max_pixels or None))
+        for res in results:
             n_images += 1
             if writer is not None:
                 writer.write(res.to_coco())
