@@ -4,7 +4,8 @@
 - :mod:`handpose.detect.anchors`: SSD anchor grids (MediaPipe's ``SsdAnchorsCalculator``);
 - :mod:`handpose.detect.decode`: anchor-relative boxes and keypoints, sigmoid scores, weighted NMS;
 - :mod:`handpose.detect.detector`: letterbox -> network -> decode -> NMS -> image pixels (:class:`PalmDetector`);
-- :mod:`handpose.detect.roi`: a palm detection -> the rotated square crop of the whole hand (:func:`roi_from_palm`).
+- :mod:`handpose.detect.roi`: a palm detection -> the rotated square crop of the whole hand (:func:`roi_from_palm`);
+- :mod:`handpose.detect.topdown`: whole photo -> every hand's keypoints (:class:`TopDownPipeline`).
 """
 
 from handpose.detect.anchors import PALM_ANCHORS, SsdAnchorOptions, ssd_anchors
@@ -18,7 +19,9 @@ from handpose.detect.detector import (
 )
 from handpose.detect.palm import PalmDetectorNet, import_palm_detector, load_palm_weights
 from handpose.detect.roi import RotatedRect, roi_from_palm
+from handpose.detect.topdown import TopDownPipeline
 
 __all__ = ["PALM_ANCHORS", "PALM_KEYPOINTS", "PALM_TO_HAND21", "PalmDetection", "PalmDetector", "PalmDetectorNet",
-           "RotatedRect", "SsdAnchorOptions", "decode_boxes", "decode_detections", "detections_from_outputs",
-           "import_palm_detector", "load_palm_weights", "roi_from_palm", "ssd_anchors", "weighted_nms"]
+           "RotatedRect", "SsdAnchorOptions", "TopDownPipeline", "decode_boxes", "decode_detections",
+           "detections_from_outputs", "import_palm_detector", "load_palm_weights", "roi_from_palm", "ssd_anchors",
+           "weighted_nms"]
