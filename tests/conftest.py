@@ -44,3 +44,15 @@ def make_freihand_copy(src: Path, dst: Path, ids: list[int]) -> Path:
 def small_freihand(freihand_root, tmp_path) -> Path:
     """20 real images in FreiHAND layout (16 train / 3 val / 1 test at 80/15/5)."""
     return make_freihand_copy(freihand_root, tmp_path / "fh", list(range(0, 400, 20)))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One PyTorch thread for a test module, restored after (the palm detector under load ran 10x slower with the
+    machine's two cores as two threads than with one). Use: ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -25,7 +25,6 @@ from collections import defaultdict
 import cv2
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from handpose.data.freihand import load_freihand
@@ -40,13 +39,7 @@ NO_HAND_PHOTO = DATA / "coco-person-mini" / "train2017" / "000000214704.jpg"  # 
 FREIHAND_ID = 120
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The machine's 2 cores are shared with other jobs: one PyTorch thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
