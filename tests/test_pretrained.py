@@ -194,3 +194,19 @@ def test_imported_networks_export_to_onnx(name, tmp_path):
     assert diff < 1e-3  # measured: palm 1.2e-4 (regressors in 192-px units), landmark 6e-7
     meta = OnnxNetwork(out).metadata()
     assert meta.get("kind") == "palm_detector" if name.startswith("palm") else meta["arch"] == name
+
+
+def test_a_renamed_original_is_recognised_by_importing_it(tmp_path):
+    from handpose.models.pretrained import import_original
+
+    src = SHARED_WEIGHTS / "hand_landmark_lite.tflite"
+    if not src.is_file():
+        pytest.skip("../shared/weights is not present")
+    renamed = tmp_path / "my_hand_model.tflite"
+    renamed.write_bytes(src.read_bytes())
+    spec, module = import_original(renamed)  # V3-Small and the full landmark network are tried first and refused
+    assert spec.name == "mediapipe_hand_lite" and not module.training
+    other = tmp_path / "other.tflite"
+    other.write_bytes((SHARED_WEIGHTS / "palm_detection_lite.tflite").read_bytes()[:5000] + b"\0" * 10)
+    with pytest.raises(HandposeError, match="other.tflite: not one of the known pretrained networks"):
+        import_original(other)

@@ -159,24 +159,31 @@ def source_of(spec: str | Path) -> PretrainedSource | None:
     return SOURCES.get(d.get("source")) if isinstance(d, dict) and d.get("format") == WEIGHTS_FORMAT else None
 
 
-def identify_source(path: str | Path) -> PretrainedSource:
-    """The source an original file holds: by its file name, else the first source of the same format that imports
-    without error.
+def import_original(path: str | Path, source: str | None = None) -> tuple[PretrainedSource, nn.Module]:
+    """Import an original file: as the named ``source``, else as the source its file name says, else as the first
+    source of the same format that imports without error.
+
+    Returns:
+        ``(source, filled module in eval mode)``.
 
     Raises:
-        HandposeError: no known source fits the file (the message gives each candidate's error).
+        HandposeError: an unknown source name, or no known source fits the file (the message gives each candidate's
+            error).
     """
     path = Path(path)
-    for s in SOURCES.values():
-        if s.file == path.name:
-            return s
+    if source is not None:
+        if source not in SOURCES:
+            raise HandposeError(f"unknown pretrained source {source!r}; known: {sorted(SOURCES)}")
+        return SOURCES[source], SOURCES[source].convert(path)
+    by_name = next((s for s in SOURCES.values() if s.file == path.name), None)
+    if by_name is not None:
+        return by_name, by_name.convert(path)
     errors = []
     for s in SOURCES.values():
         if Path(s.file).suffix.lower() != path.suffix.lower():
             continue
         try:
-            s.convert(path)
-            return s
+            return s, s.convert(path)
         except HandposeError as e:
             errors.append(f"{s.name}: {e}")
     raise HandposeError(f"{path}: not one of the known pretrained networks ({', '.join(SOURCES)}); "
@@ -198,10 +205,7 @@ def convert_source(src: str | Path, out: str | Path, source: str | None = None) 
         HandposeError: unknown source name, or a file that does not import.
     """
     src = Path(src)
-    if source is not None and source not in SOURCES:
-        raise HandposeError(f"unknown pretrained source {source!r}; known: {sorted(SOURCES)}")
-    spec = SOURCES[source] if source else identify_source(src)
-    module = spec.convert(src)
+    spec, module = import_original(src, source)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in module.state_dict().items()}
     meta = {"format": WEIGHTS_FORMAT, "source": spec.name, "file": src.name,
             "sha256": hashlib.sha256(src.read_bytes()).hexdigest(), "licence": spec.licence, "about": spec.about,
@@ -230,7 +234,7 @@ def read_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], str]:
                                 f"(shipped: {shipped_weights()}; sources: {sorted(SOURCES)})")
         p = Path(str(shipped))
     if p.suffix.lower() in (".onnx", ".tflite", ".xml"):
-        module = identify_source(p).convert(p)
+        module = import_original(p)[1]
         return {k: v.float() if v.is_floating_point() else v for k, v in module.state_dict().items()}, str(p)
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
