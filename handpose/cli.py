@@ -141,6 +141,8 @@ def predict(
                                 "crop each upright into the keypoint model (default then: mediapipe_hand_full) and "
                                 "map back; without it (the default for now) each image is one hand crop"),
     detector: str = typer.Option("full", help="--detect: MediaPipe's palm detector, full or lite"),
+    min_score: float = typer.Option(0.0, help="drop instances whose score is below this (with --detect: detector "
+                                    "score x presence; MediaPipe drops hands below 0.5 presence); 0 keeps all"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
 ) -> None:
     """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed
@@ -209,6 +211,7 @@ def predict(
                                            max_pixels=max_pixels or None))
         for res in results:
             n_images += 1
+            res = res.above(min_score) if min_score > 0 else res
             if writer is not None:
                 writer.write(res.to_coco())
             show(res, res.file_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,21 @@ class Result:
         found = np.isfinite(self.keypoints).all(axis=-1)
         with np.errstate(invalid="ignore"):
             return np.nan_to_num((self.scores * found).sum(axis=1) / found.sum(axis=1)).astype(np.float32)
+
+    def select(self, keep: np.ndarray) -> Result:
+        """A Result with only the instances where the boolean ``keep`` ``(N,)`` is true (every per-instance array
+        filtered alike)."""
+        keep = np.asarray(keep, bool)
+        per_instance = {f.name: (None if getattr(self, f.name) is None else np.asarray(getattr(self, f.name))[keep])
+                        for f in dataclasses.fields(self)
+                        if f.name in ("keypoints", "scores", "boxes", "detection_scores", "presence", "handedness",
+                                      "regions")}
+        return dataclasses.replace(self, **per_instance)
+
+    def above(self, min_score: float) -> Result:
+        """The instances whose :attr:`instance_scores` are at least ``min_score`` (nothing is dropped otherwise:
+        thresholds are the caller's choice)."""
+        return self.select(self.instance_scores >= min_score)
 
     @property
     def handedness_labels(self) -> list[str] | None:

@@ -181,3 +181,17 @@ def test_predict_detect_writes_every_hand(pipeline, hands_coco, tmp_path):
     first = [e for e in entries if e["file_name"].endswith(names[0])]
     kp = np.asarray([e["keypoints"] for e in first]).reshape(len(first), 21, 3)[..., :2]
     assert np.abs(kp - expected[names[0]].keypoints).max() < 0.01
+    # --min-score keeps the instances at or above it, with every field filtered alike
+    scores = sorted(s for res in expected.values() for s in res.instance_scores)
+    cut = float(np.median(scores))
+    r = CliRunner().invoke(app, ["predict", str(tmp_path), "--detect", "--json", str(out), "-q", "--min-score",
+                                 str(cut)])
+    assert r.exit_code == 0, r.output
+    kept = json.loads(out.read_text())
+    assert len(kept) == sum(s >= cut for s in scores) < len(entries)
+    assert all(e["score"] >= cut - 1e-5 for e in kept)
+    res = expected[names[0]]
+    sub = res.above(cut)
+    keep = res.instance_scores >= cut
+    assert np.array_equal(sub.keypoints, res.keypoints[keep]) and np.array_equal(sub.presence, res.presence[keep])
+    assert np.array_equal(sub.regions, res.regions[keep]) and len(sub.handedness_labels) == int(keep.sum())
