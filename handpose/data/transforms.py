@@ -5,6 +5,7 @@ Coordinates follow OpenCV: pixel centres at integer ``(x, y)``, so pixel ``i`` c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import albumentations as A
@@ -19,15 +20,19 @@ def full_image_box(width: int, height: int) -> np.ndarray:
     return np.array([-0.5, -0.5, width, height], dtype=np.float32)
 
 
-def box_to_input_affine(box: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+def box_to_input_affine(box: np.ndarray, input_size: tuple[int, int], rotation: float = 0.0) -> np.ndarray:
     """Affine map from image pixels to model-input pixels that fits ``box`` into the input (letterbox).
 
     The box keeps its aspect ratio: it is scaled by ``min(in_w / w, in_h / h)`` and centred, so a box of
-    another shape gets a border (filled by the caller's border mode).
+    another shape gets a border (filled by the caller's border mode). With ``rotation``, the box is a rectangle
+    turned by that angle about its centre (its own x axis at ``rotation`` from the image's), and it is turned
+    upright: its axes become the input's.
 
     Args:
-        box: ``[x, y, w, h]`` in image pixels (continuous extent, e.g. :func:`full_image_box`).
+        box: ``[x, y, w, h]`` in image pixels (continuous extent, e.g. :func:`full_image_box`); for a rotated
+            rectangle, the box it is before turning (same centre and size).
         input_size: ``(width, height)`` of the model input.
+        rotation: radians, as :class:`handpose.detect.roi.RotatedRect`.
 
     Returns:
         ``(2, 3)`` float64 matrix ``M`` with ``[u, v] = M @ [x, y, 1]``.
@@ -35,8 +40,11 @@ def box_to_input_affine(box: np.ndarray, input_size: tuple[int, int]) -> np.ndar
     x, y, w, h = (float(v) for v in box)
     in_w, in_h = input_size
     s = min(in_w / max(w, 1e-6), in_h / max(h, 1e-6))
-    cx, cy = x + w / 2.0, y + h / 2.0
-    return np.array([[s, 0.0, (in_w - 1) / 2.0 - s * cx], [0.0, s, (in_h - 1) / 2.0 - s * cy]], dtype=np.float64)
+    c, si = math.cos(rotation), math.sin(rotation)
+    # image -> the box's frame is R^T (p - centre), R the rotation; then scale and centre in the input
+    lin = s * np.array([[c, si], [-si, c]], dtype=np.float64)
+    t = np.array([(in_w - 1) / 2.0, (in_h - 1) / 2.0]) - lin @ np.array([x + w / 2.0, y + h / 2.0])
+    return np.concatenate([lin, t[:, None]], axis=1)
 
 
 def region_affine(box: np.ndarray | None, width: int, height: int, input_size: tuple[int, int]

@@ -13,7 +13,6 @@ crop's affine (:func:`rect_to_input_affine`). All crops of one image go through 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 from handpose.bundle import ModelBundle
 from handpose.data.dataset import normalise
 from handpose.data.image import MAX_PIXELS, read_image
-from handpose.data.transforms import apply_affine, invert_affine, warp_to_input
+from handpose.data.transforms import apply_affine, box_to_input_affine, invert_affine, warp_to_input
 from handpose.detect.decode import PALM_MIN_SCORE, PALM_NMS_IOU
 from handpose.detect.detector import PalmDetector
 from handpose.detect.roi import ROI_SCALE, ROI_SHIFT_Y, RotatedRect, roi_from_palm
@@ -33,26 +32,11 @@ from handpose.result import Result
 
 
 def rect_to_input_affine(rect: RotatedRect, input_size: tuple[int, int]) -> np.ndarray:
-    """Affine map from image pixels to model-input pixels that turns ``rect`` upright and fits it into the input.
-
-    The rectangle's own axes become the input's axes (its top edge, ``rect.corners()[0] -> [1]``, along the input's
-    top); it is scaled by ``min(in_w / rect.width, in_h / rect.height)`` and centred, so a rectangle of another shape
-    than the input is letterboxed, as :func:`handpose.data.transforms.box_to_input_affine` does for an axis-aligned
-    box (which this equals at ``rotation = 0``). Pixel centres at integers on both sides.
-
-    Args:
-        rect: the region in image pixels. input_size: ``(width, height)`` of the model input.
-
-    Returns:
-        ``(2, 3)`` float64 ``M`` with ``[u, v] = M @ [x, y, 1]``.
-    """
-    in_w, in_h = input_size
-    s = min(in_w / max(rect.width, 1e-6), in_h / max(rect.height, 1e-6))
-    c, si = math.cos(rect.rotation), math.sin(rect.rotation)
-    # image -> the rectangle's frame is R^T (p - centre), R the rotation by rect.rotation; then scale and centre
-    A = s * np.array([[c, si], [-si, c]], dtype=np.float64)
-    t = np.array([(in_w - 1) / 2.0, (in_h - 1) / 2.0]) - A @ np.asarray(rect.center, np.float64)
-    return np.concatenate([A, t[:, None]], axis=1)
+    """Image -> model-input affine that turns ``rect`` upright and letterboxes it into the input
+    (:func:`handpose.data.transforms.box_to_input_affine` with the rectangle's rotation). Returns ``(2, 3)``."""
+    cx, cy = rect.center
+    box = (cx - rect.width / 2.0, cy - rect.height / 2.0, rect.width, rect.height)
+    return box_to_input_affine(box, input_size, rect.rotation)
 
 
 def rect_bounds(rect: RotatedRect) -> np.ndarray:
