@@ -138,14 +138,10 @@ class TopDownPipeline:
         """``(B, 3, H, W)`` normalised crops -> input-pixel keypoints ``(B, K, 2)``, scores ``(B, K)``, presence and
         handedness ``(B,)`` (None off the landmark path)."""
         if self._landmark_path():
-            from handpose.codecs import PixelCodec
-            from handpose.models.mediapipe_hand import NATIVE_SIZE
-
-            lm = self.bundle.network.landmarks(batch)
-            # the network's pixels are those of a NATIVE_SIZE input whatever the input size (it pools globally)
-            xy, scores = PixelCodec((NATIVE_SIZE, NATIVE_SIZE)).decode(lm)
-            in_w, in_h = self.bundle.input_size
-            xy = (xy + 0.5) * torch.tensor([in_w / NATIVE_SIZE, in_h / NATIVE_SIZE]) - 0.5
+            net = self.bundle.network
+            lm = net.landmarks(batch)
+            xy, _ = self.bundle.codec.decode(net.to_unit(lm.keypoints))  # as forward + codec, from the same pass
+            scores = lm.presence[:, None].expand(xy.shape[:2])  # the hand's presence for each of its keypoints
             return xy.numpy(), scores.numpy(), lm.presence.numpy(), lm.handedness.numpy()
         xy, scores = self.bundle.codec.decode(self.predictor.forward(batch), self.predictor.decode)
         return xy.numpy(), scores.numpy(), None, None

@@ -289,11 +289,16 @@ class MediaPipeHandRegression(MediaPipeHandLandmark):
         """The network's four outputs (:class:`HandLandmarks`) for ``(B, 3, H, W)`` RGB in ``[0, 1]``."""
         return super().forward(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xy = self.keypoint_head(self.pooled(x)).view(-1, NUM_LANDMARKS, 3)[..., :2]
+    def to_unit(self, landmark_xyz: torch.Tensor) -> torch.Tensor:
+        """MediaPipe's keypoint output ``(B, 21, 3)`` (pixels of a 224 input) -> this model's output ``(B, K, 2)`` in
+        ``[-1, 1]`` (through ``adapter`` for another keypoint set)."""
+        xy = landmark_xyz[..., :2]
         if self.adapter is not None:
             xy = torch.einsum("kj,bjc->bkc", self.adapter, xy)
         return xy * (2.0 / NATIVE_SIZE) - 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_unit(self.keypoint_head(self.pooled(x)).view(-1, NUM_LANDMARKS, 3))
 
 
 # ----------------------------------------------------------------------------------------------------------------
