@@ -12,7 +12,13 @@ Measured here (shipped palm_detection_full + mediapipe_hand_full weights, PyTorc
   affine (interpolation only: one bilinear warp makes the canvas, another crops it); bound MAX_PX = 1 px. The whole
   pipeline on those canvases (its own palm detection and crop): 11.6-12.5 px from the labels (moved by the same
   affine, so 1.7x the photo's pixels); bound 16 px;
-- handedness: the hgcnn-freihand hand (a left hand) gets p(right) < 0.5 in the canvas, its mirror image > 0.5.
+- handedness: the hgcnn-freihand hand (a left hand) gets p(right) < 0.5 in the canvas, its mirror image > 0.5;
+- onnxruntime backend against PyTorch, on the 29 coco-wholebody-hands photos: the same 23 hands; on the same crops
+  the keypoints agree within 6e-5 px (bound ONNX_SAME_CROP_PX = 1e-3), presence / handedness within 4e-4. The whole
+  pipeline agrees within 0.067 px (000000199055.jpg; bound ONNX_PIPELINE_PX = 0.2): the palm detector's outputs
+  differ by 1e-4 between runtimes, which moves a hand crop by about 2e-5 px, and the crop's warp
+  (``cv2.warpAffine``, bilinear on a 1/32-pixel grid) turns that into a different crop. PyTorch alone moves as much:
+  its keypoints on that photo shift 0.048 px when the crop moves 1e-4 px, 0.18 px at 1e-3 px.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from handpose.data.freihand import load_freihand
 from handpose.data.image import read_image
 from handpose.data.transforms import apply_affine, box_to_input_affine
 from handpose.detect import RotatedRect
-from handpose.detect.topdown import TopDownPipeline, rect_bounds, rect_to_input_affine
+from handpose.detect.topdown import OnnxPalmDetector, TopDownPipeline, rect_bounds, rect_to_input_affine
 from handpose.errors import HandposeError
 from tests.conftest import DATA
 
@@ -45,6 +51,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def pipeline() -> TopDownPipeline:
     return TopDownPipeline("full", "mediapipe_hand_full")
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def onnx_pipeline(onnx_dir) -> TopDownPipeline:
+    pytest.importorskip("onnxruntime")
+    return TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime", onnx_dir=onnx_dir, threads=1)
 
 
 def match_hands(result, annotations: list[dict]) -> list[float]:
@@ -195,3 +212,53 @@ def test_predict_detect_writes_every_hand(pipeline, hands_coco, tmp_path):
     keep = res.instance_scores >= cut
     assert np.array_equal(sub.keypoints, res.keypoints[keep]) and np.array_equal(sub.presence, res.presence[keep])
     assert np.array_equal(sub.regions, res.regions[keep]) and len(sub.handedness_labels) == int(keep.sum())
+
+
+ONNX_SAME_CROP_PX = 1e-3
+ONNX_PIPELINE_PX = 0.2
+
+
+def test_onnxruntime_backend_matches_pytorch_on_coco_photos(pipeline, onnx_pipeline, hands_coco):
+    _, images = hands_coco
+    assert isinstance(onnx_pipeline.detector, OnnxPalmDetector)
+    same_crop, whole, hands = 0.0, 0.0, 0
+    for path in sorted(images.glob("*.jpg")):
+        image = read_image(path)
+        a, b = pipeline(image, path.name), onnx_pipeline(image, path.name)
+        assert len(a.keypoints) == len(b.keypoints), path.name
+        hands += len(a.keypoints)
+        if not len(a.keypoints):
+            continue
+        whole = max(whole, float(np.abs(a.keypoints - b.keypoints).max()))
+        assert np.abs(a.regions[:, :2] - b.regions[:, :2]).max() < 1e-3  # the same crops, up to float noise
+        assert np.abs(a.detection_scores - b.detection_scores).max() < 1e-4
+        # the keypoint network alone: the PyTorch crops given to both
+        rects = [RotatedRect((r[0], r[1]), r[2], r[3], r[4]) for r in a.regions.astype(np.float64)]
+        ka, kb = pipeline.keypoints(image, rects), onnx_pipeline.keypoints(image, rects)
+        same_crop = max(same_crop, float(np.abs(ka["keypoints"] - kb["keypoints"]).max()))
+        assert np.abs(ka["presence"] - kb["presence"]).max() < 1e-3
+        assert np.abs(ka["handedness"] - kb["handedness"]).max() < 1e-3
+    print(f"onnxruntime vs PyTorch: {hands} hands, same crops {same_crop:.2g} px, whole pipeline {whole:.3f} px")
+    assert hands >= 20
+    assert same_crop < ONNX_SAME_CROP_PX
+    assert whole < ONNX_PIPELINE_PX
+
+
+def test_onnx_files_are_cached_and_can_be_given(onnx_pipeline, onnx_dir, hands_coco):
+    palm, keypoints = onnx_pipeline.detector.path, onnx_pipeline.bundle.network.path
+    assert palm.parent == keypoints.parent == onnx_dir
+    assert palm.name.startswith("palm_detection_full-") and keypoints.name.startswith("mediapipe_hand_full-")
+    stamps = {p: p.stat().st_mtime_ns for p in onnx_dir.iterdir()}
+    again = TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime", onnx_dir=onnx_dir, threads=1)
+    assert {p: p.stat().st_mtime_ns for p in onnx_dir.iterdir()} == stamps  # reused, not exported again
+    given = TopDownPipeline(palm, keypoints, threads=1)  # .onnx files run by onnxruntime on either backend
+    assert given.bundle.network.path == keypoints and given.detector.path == palm
+    _, images = hands_coco
+    image = read_image(images / "000000117425.jpg")
+    a, b = again(image), given(image)
+    assert len(a.keypoints) == 3 and np.array_equal(a.keypoints, b.keypoints)
+    assert np.array_equal(a.handedness, b.handedness) and np.array_equal(a.presence, b.presence)
+    with pytest.raises(HandposeError, match="not a 192 x 192 palm detector"):
+        TopDownPipeline(keypoints, keypoints)
+    with pytest.raises(HandposeError, match="backend"):
+        TopDownPipeline("full", "mediapipe_hand_full", backend="tflite")

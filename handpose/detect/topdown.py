@@ -9,26 +9,49 @@ rectangle's rotation, border replicated) and ``LandmarkProjectionCalculator`` ma
 rectangle. Here the keypoint model is any handpose :class:`~handpose.bundle.ModelBundle` (its input size,
 normalisation, pad mode and codec), MediaPipe's landmark network by default; the back-mapping is the inverse of the
 crop's affine (:func:`rect_to_input_affine`). All crops of one image go through the network in one batch.
+
+Both networks run in PyTorch (``backend="torch"``) or onnxruntime (``backend="onnxruntime"``): then each is exported
+once to ONNX (:func:`palm_onnx_file`, :func:`keypoint_onnx_file`) into a cache folder, keyed by a hash of its
+weights and metadata, or given as ``.onnx`` files; the crop, decoding and back-mapping are the same code on either
+backend.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from handpose.atomic import temp_path
 from handpose.bundle import ModelBundle
 from handpose.data.dataset import normalise
 from handpose.data.image import MAX_PIXELS, read_image
 from handpose.data.transforms import apply_affine, box_to_input_affine, invert_affine, warp_to_input
 from handpose.detect.decode import PALM_MIN_SCORE, PALM_NMS_IOU
-from handpose.detect.detector import PalmDetector
+from handpose.detect.detector import PalmDetector, letterbox_input
+from handpose.detect.palm import INPUT_SIZE
 from handpose.detect.roi import ROI_SCALE, ROI_SHIFT_Y, RotatedRect, roi_from_palm
 from handpose.errors import HandposeError
 from handpose.predict import Predictor
 from handpose.result import Result
+from handpose.runtime import torch_threads
+
+#: The pipeline's backends: which runtime runs the palm detector and the keypoint network.
+BACKENDS = ("torch", "onnxruntime")
+#: Output names of an exported MediaPipe landmark network (:func:`export_keypoint_onnx`): ``output`` is the
+#: regression model's ``(B, 21, 2)`` in ``[-1, 1]`` (what :func:`handpose.export.load_onnx` runs), then presence and
+#: handedness ``(B,)``.
+LANDMARK_OUTPUTS = ("output", "presence", "handedness")
+
+
+def default_cache_dir() -> Path:
+    """Where exported ONNX files are kept: ``$HANDPOSE_CACHE/onnx`` (default ``~/.cache/handpose/onnx``)."""
+    return Path(os.environ.get("HANDPOSE_CACHE", "~/.cache/handpose")).expanduser() / "onnx"
 
 
 def rect_to_input_affine(rect: RotatedRect, input_size: tuple[int, int]) -> np.ndarray:
@@ -44,6 +67,141 @@ def rect_bounds(rect: RotatedRect) -> np.ndarray:
     corners = rect.corners()
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
+
+
+def _weights_key(net: torch.nn.Module, metadata: dict) -> str:
+    """16 hex digits of SHA-256 over ``metadata`` (JSON) and every tensor of ``net``'s state dict: the cache key of
+    an exported file (other weights, or the same weights with other preprocessing, give another file)."""
+    h = hashlib.sha256(json.dumps(metadata, sort_keys=True, default=str).encode())
+    for name, value in net.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _cached(path: Path, export: Callable[[Path], object]) -> Path:
+    """``path``, written by ``export(temporary path)`` and renamed into place unless it exists already (a killed
+    export leaves no partial file under the cached name)."""
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        export(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class _LandmarkOutputs(torch.nn.Module):
+    """MediaPipe's landmark network as three tensors :data:`LANDMARK_OUTPUTS` (what the top-down pipeline uses)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lm = self.net.landmarks(x)
+        return self.net.to_unit(lm.keypoints), lm.presence, lm.handedness
+
+
+def _is_landmark_network(bundle: ModelBundle) -> bool:
+    """MediaPipe's landmark network with its own 21 outputs (no adapter to another keypoint set), in PyTorch."""
+    from handpose.models.mediapipe_hand import MediaPipeHandRegression
+
+    net = bundle.network
+    return isinstance(net, MediaPipeHandRegression) and net.adapter is None
+
+
+def export_keypoint_onnx(bundle: ModelBundle, path: str | Path, opset: int = 17) -> float:
+    """Export a single-hand keypoint model for the pipeline: MediaPipe's landmark network with the three outputs
+    :data:`LANDMARK_OUTPUTS` (presence and handedness kept), any other model as :func:`handpose.export.export_onnx`.
+    Either file carries the bundle's metadata, so :func:`handpose.export.load_onnx` (and ``handpose predict
+    --model file.onnx``) runs it too.
+
+    Returns:
+        The largest absolute difference between the PyTorch and onnxruntime outputs on a random batch of 2.
+
+    Raises:
+        HandposeError: onnx / onnxruntime are not installed.
+    """
+    from handpose.export import export_network_onnx, export_onnx
+
+    if not _is_landmark_network(bundle):
+        return export_onnx(bundle, path, opset)
+    w, h = bundle.input_size
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
+    return export_network_onnx(_LandmarkOutputs(bundle.network), path, x, list(LANDMARK_OUTPUTS), meta, opset)
+
+
+def palm_onnx_file(detector: PalmDetector, folder: str | Path | None = None) -> Path:
+    """The palm detector as ``{folder}/palm_detection_{variant}-{key}.onnx`` (``key``: a hash of its weights),
+    exported by :meth:`PalmDetector.export_onnx` unless that file exists (default folder :func:`default_cache_dir`).
+
+    Raises:
+        HandposeError: onnx / onnxruntime are not installed.
+    """
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    key = _weights_key(detector.net, {"kind": "palm_detector", "variant": detector.variant})
+    return _cached(folder / f"palm_detection_{detector.variant}-{key}.onnx", detector.export_onnx)
+
+
+def keypoint_onnx_file(bundle: ModelBundle, folder: str | Path | None = None) -> Path:
+    """The keypoint model as ``{folder}/{arch}-{key}.onnx`` (``key``: a hash of its weights and metadata), exported
+    by :func:`export_keypoint_onnx` unless that file exists (default folder :func:`default_cache_dir`).
+
+    Raises:
+        HandposeError: onnx / onnxruntime are not installed.
+    """
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
+    meta["landmark_outputs"] = _is_landmark_network(bundle)
+    return _cached(folder / f"{bundle.arch}-{_weights_key(bundle.network, meta)}.onnx",
+                   lambda p: export_keypoint_onnx(bundle, p))
+
+
+class OnnxPalmDetector(PalmDetector):
+    """:class:`~handpose.detect.detector.PalmDetector` run by onnxruntime from a file written by
+    :meth:`PalmDetector.export_onnx` (or ``handpose export --model palm_detection_full``): the same letterbox,
+    decoding and NMS, only the network differs.
+
+    Args:
+        path: the ``.onnx`` file. threads: onnxruntime intra-op threads (0: its default, one per core).
+
+    Raises:
+        HandposeError: onnxruntime missing, a file it cannot load, or a file that is not a 192 x 192 palm detector
+            (by its handpose metadata).
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0):  # no PalmDetector.__init__: no PyTorch network
+        from handpose.export import OnnxNetwork
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise HandposeError(f"{self.path}: palm detector ONNX file not found")
+        self.runner = OnnxNetwork(self.path, threads)
+        meta = self.runner.metadata()
+        if meta.get("kind") != "palm_detector" or list(meta.get("input_size", [])) != [INPUT_SIZE, INPUT_SIZE]:
+            raise HandposeError(f"{self.path}: not a {INPUT_SIZE} x {INPUT_SIZE} palm detector (handpose metadata "
+                                f"kind {meta.get('kind')!r}, input_size {meta.get('input_size')}); write one with "
+                                "`handpose export --model palm_detection_full`")
+        self.variant = str(meta.get("variant", ""))
+        self.net = None
+        self.device = torch.device("cpu")
+
+    def export_onnx(self, path: str | Path, opset: int = 17) -> float:
+        """Raises HandposeError: the network is already an ONNX file (copy :attr:`path` instead)."""
+        raise HandposeError(f"{self.path}: this palm detector is already ONNX; copy the file")
+
+    def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`PalmDetector.raw`: ``regressors (2016, 18)``, ``logits (2016, 1)`` and the ``(2, 3)`` image ->
+        input affine."""
+        x, M = letterbox_input(image)
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        reg, logit = self.runner.session.run(None, {self.runner.input_name: x})
+        return reg[0], logit[0], M
 
 
 class TopDownPipeline:
@@ -64,14 +222,32 @@ class TopDownPipeline:
             ``mediapipe_hand_full``). A bottom-up model is refused.
         min_score, iou_threshold: palm detection score threshold and weighted-NMS overlap (MediaPipe: 0.5, 0.3).
         scale, shift_y: hand crop from the palm (``RectTransformationCalculator``: 2.6, -0.5).
+        backend: ``"torch"`` or ``"onnxruntime"``: with ``"onnxruntime"`` both networks are exported once into
+            ``onnx_dir`` (:func:`palm_onnx_file`, :func:`keypoint_onnx_file`) and run from there. A ``detector``
+            or ``keypoint_model`` given as an ``.onnx`` file (or a Predictor of one) is run by onnxruntime on either
+            backend.
+        onnx_dir: the folder of the exported files (default :func:`default_cache_dir`).
+        threads: onnxruntime intra-op threads per network (0: onnxruntime's default, one per core).
 
     Raises:
-        HandposeError: unknown detector variant, missing weights, or a bottom-up keypoint model.
+        HandposeError: unknown detector variant or backend, missing weights, an ONNX file that is not a palm
+            detector / keypoint model, onnxruntime missing for the onnxruntime backend, or a bottom-up keypoint
+            model.
     """
 
-    def __init__(self, detector: PalmDetector | str = "full", keypoint_model=None, min_score: float = PALM_MIN_SCORE,
-                 iou_threshold: float = PALM_NMS_IOU, scale: float = ROI_SCALE, shift_y: float = ROI_SHIFT_Y):
-        self.detector = detector if isinstance(detector, PalmDetector) else PalmDetector(detector)
+    def __init__(self, detector: PalmDetector | str | Path = "full", keypoint_model=None,
+                 min_score: float = PALM_MIN_SCORE, iou_threshold: float = PALM_NMS_IOU, scale: float = ROI_SCALE,
+                 shift_y: float = ROI_SHIFT_Y, backend: str = "torch", onnx_dir: str | Path | None = None,
+                 threads: int = 0):
+        if backend not in BACKENDS:
+            raise HandposeError(f"top-down pipeline: backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        if isinstance(detector, PalmDetector):
+            self.detector = detector
+        elif str(detector).lower().endswith(".onnx"):
+            self.detector = OnnxPalmDetector(detector, threads)
+        else:
+            self.detector = PalmDetector(str(detector))
         if isinstance(keypoint_model, Predictor):
             self.predictor = keypoint_model
         else:
@@ -80,8 +256,21 @@ class TopDownPipeline:
         if self.bundle.codec.kind == "paf":
             raise HandposeError(f"{self.bundle.arch}: a bottom-up model finds its own instances; the top-down "
                                 "pipeline needs a single-hand keypoint model")
+        if backend == "onnxruntime":
+            self._to_onnx(onnx_dir, threads)
         self.min_score, self.iou_threshold = min_score, iou_threshold
         self.scale, self.shift_y = scale, shift_y
+
+    def _to_onnx(self, folder: str | Path | None, threads: int) -> None:
+        """Swap each PyTorch network for its exported ONNX file (exported into ``folder`` when not cached yet)."""
+        from handpose.export import OnnxNetwork, load_onnx
+
+        if not isinstance(self.detector, OnnxPalmDetector):
+            self.detector = OnnxPalmDetector(palm_onnx_file(self.detector, folder), threads)
+        if not isinstance(self.bundle.network, OnnxNetwork):
+            path = keypoint_onnx_file(self.bundle, folder)
+            p = self.predictor
+            self.predictor = Predictor(load_onnx(path, threads), p.batch_size, p.decode, p.flip_test)
 
     @property
     def bundle(self) -> ModelBundle:
@@ -115,8 +304,10 @@ class TopDownPipeline:
             return {"keypoints": np.zeros((0, k, 2), np.float32), "scores": np.zeros((0, k), np.float32),
                     "presence": none, "handedness": none}
         affines = [rect_to_input_affine(r, b.input_size) for r in rects]
-        crops = [normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std) for M in affines]
-        parts = [self._forward(torch.stack(crops[i:i + step])) for i in range(0, len(crops), step)]
+        # onnxruntime runs the network: torch's glue on one thread, so that the two thread pools do not compete
+        with torch_threads(None if isinstance(b.network, torch.nn.Module) else 1):
+            crops = [normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std) for M in affines]
+            parts = [self._forward(torch.stack(crops[i:i + step])) for i in range(0, len(crops), step)]
 
         def joined(i: int) -> np.ndarray | None:
             return None if parts[0][i] is None else np.concatenate([p[i] for p in parts]).astype(np.float32)
@@ -127,11 +318,16 @@ class TopDownPipeline:
 
     def _landmark_path(self) -> bool:
         """MediaPipe's landmark network with its own 21 outputs and no flip test: one pass gives keypoints,
-        presence and handedness (:meth:`~handpose.models.mediapipe_hand.MediaPipeHandRegression.landmarks`)."""
-        from handpose.models.mediapipe_hand import MediaPipeHandRegression
+        presence and handedness (:meth:`~handpose.models.mediapipe_hand.MediaPipeHandRegression.landmarks`, or the
+        three outputs :data:`LANDMARK_OUTPUTS` of its ONNX file)."""
+        from handpose.export import OnnxNetwork
 
+        if self.predictor.flip_test:
+            return False
         net = self.bundle.network
-        return isinstance(net, MediaPipeHandRegression) and net.adapter is None and not self.predictor.flip_test
+        if isinstance(net, OnnxNetwork):
+            return tuple(o.name for o in net.session.get_outputs()) == LANDMARK_OUTPUTS
+        return _is_landmark_network(self.bundle)
 
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> tuple[np.ndarray | None, ...]:
@@ -139,10 +335,15 @@ class TopDownPipeline:
         handedness ``(B,)`` (None off the landmark path)."""
         if self._landmark_path():
             net = self.bundle.network
-            lm = net.landmarks(batch)
-            xy, _ = self.bundle.codec.decode(net.to_unit(lm.keypoints))  # as forward + codec, from the same pass
-            scores = lm.presence[:, None].expand(xy.shape[:2])  # the hand's presence for each of its keypoints
-            return xy.numpy(), scores.numpy(), lm.presence.numpy(), lm.handedness.numpy()
+            if isinstance(net, torch.nn.Module):
+                lm = net.landmarks(batch)
+                unit, presence, handedness = net.to_unit(lm.keypoints), lm.presence, lm.handedness
+            else:  # the ONNX file's three outputs, the same computation
+                unit, presence, handedness = (torch.from_numpy(o) for o in
+                                              net.session.run(None, {net.input_name: batch.numpy()}))
+            xy, _ = self.bundle.codec.decode(unit)  # as forward + codec, from the same pass
+            scores = presence[:, None].expand(xy.shape[:2])  # the hand's presence for each of its keypoints
+            return xy.numpy(), scores.numpy(), presence.numpy(), handedness.numpy()
         xy, scores = self.bundle.codec.decode(self.predictor.forward(batch), self.predictor.decode)
         return xy.numpy(), scores.numpy(), None, None
 
