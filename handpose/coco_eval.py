@@ -24,7 +24,8 @@ def coco_keypoint_ap(ground_truth: dict | str | Path, detections: list[dict], sk
         ground_truth: a COCO dict or json path (``images``, ``annotations`` with ``keypoints``, ``area``, ``bbox``,
             ``iscrowd``; ``categories``).
         detections: COCO results: ``{"image_id", "category_id", "keypoints": [x, y, s] * K, "score"}``.
-        skeleton: supplies the OKS sigmas (``kpt_oks_sigmas``), e.g. COCO-WholeBody's for hands.
+        skeleton: supplies the OKS sigmas (``kpt_oks_sigmas``): a built-in set's (COCO-WholeBody's for hands), or
+            a COCO category's ``sigmas`` (:func:`handpose.data.coco.skeleton_from_coco`); 0.025 each otherwise.
         category_id: evaluate this category (default: the first with keypoints).
 
     Returns:
@@ -32,7 +33,8 @@ def coco_keypoint_ap(ground_truth: dict | str | Path, detections: list[dict], sk
         to average (e.g. no large objects).
 
     Raises:
-        HandposeError: pycocotools missing, or no detections (COCOeval cannot load an empty result list).
+        HandposeError: pycocotools missing, no detections (COCOeval cannot load an empty result list), or a
+            Skeleton whose sigma count differs from the category's keypoint count.
     """
     try:
         from pycocotools.coco import COCO
@@ -50,6 +52,10 @@ def coco_keypoint_ap(ground_truth: dict | str | Path, detections: list[dict], sk
             ann["area"] = float(w * h)
     if category_id is None:
         category_id = next(c["id"] for c in gt_dict["categories"] if c.get("keypoints"))
+    k = len(next((c.get("keypoints") or [] for c in gt_dict["categories"] if c.get("id") == category_id), []))
+    if k and k != len(skeleton.sigmas):
+        raise HandposeError(f"COCO AP: category {category_id} has {k} keypoints but skeleton {skeleton.name!r} "
+                            f"gives {len(skeleton.sigmas)} OKS sigmas")
     dets = [d for d in detections if d.get("category_id", category_id) == category_id]
     if not dets:
         raise HandposeError("COCO AP: no detections to evaluate")

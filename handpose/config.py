@@ -34,7 +34,16 @@ FIELD_HELP: dict[str, dict[str, str]] = {
                                 "or with ``..``); refused by default.",
         "skeleton": "built-in Skeleton name; empty for COCO means the json's category.",
         "flip_pairs": "``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left "
-                      "and right parts; a single hand has none).",
+                      "and right parts; a single hand has none). Replaces the COCO category's ``flip_pairs``; a set "
+                      "whose names say left and right is refused without them when ``aug_flip`` > 0.",
+        "oks_sigmas": "K per-keypoint OKS sigmas for COCO AP (replaces the category's ``sigmas``; default the "
+                      "built-in set's, else 0.025 each).",
+        "keypoint_groups": "K group names, for drawing colours and per-group errors (replaces the category's "
+                           "``groups``).",
+        "keypoint_colours": "``{group: [r, g, b] or '#rrggbb'}``, or K colours (one per keypoint), for drawing "
+                            "(replaces the category's ``colours``).",
+        "grouping_root": "bottom-up models: the keypoint (name or 0-based index) grouping starts from (replaces the "
+                         "category's ``root``; default keypoint 0).",
         "limit_records": "read at most this many records per split (0: all), for quick runs.",
     },
     "Model and targets": {
@@ -149,6 +158,10 @@ class TrainConfig:
     allow_outside_images: bool = False
     skeleton: str = "hand21"
     flip_pairs: list = field(default_factory=list)
+    oks_sigmas: list = field(default_factory=list)
+    keypoint_groups: list = field(default_factory=list)
+    keypoint_colours: dict | list = field(default_factory=dict)
+    grouping_root: str | int = ""
     limit_records: int = 0
 
     model: str = "resunet"
@@ -245,6 +258,19 @@ class TrainConfig:
     def run_dir(self) -> Path:
         """``out_dir / name``: checkpoints, logs, the resolved config and the exported model."""
         return Path(self.out_dir) / self.name
+
+    def customise_skeleton(self, skeleton):
+        """``skeleton`` with this config's ``flip_pairs``, ``oks_sigmas``, ``keypoint_groups``, ``keypoint_colours``
+        and ``grouping_root`` (:meth:`handpose.skeleton.Skeleton.customised`), checked for flips
+        (:meth:`~handpose.skeleton.Skeleton.check_flip`).
+
+        Raises:
+            HandposeError: an invalid value, or left/right keypoint names without flip pairs while ``aug_flip`` > 0.
+        """
+        out = skeleton.customised(sigmas=self.oks_sigmas, groups=self.keypoint_groups, colours=self.keypoint_colours,
+                                  flip_pairs=self.flip_pairs, root=self.grouping_root, where="config")
+        out.check_flip(self.aug_flip, "config")
+        return out
 
     def augment(self):
         """The ``AugmentConfig`` of the ``aug_*`` fields (``aug_rotate`` -> ``rotate``, ...)."""

@@ -119,7 +119,8 @@ class Instances:
     instance_scores: np.ndarray
 
 
-def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int = 0, peak_threshold: float = 0.1,
+def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int | None = None,
+          peak_threshold: float = 0.1,
           samples: int = 10, min_paf: float = 0.05, min_ratio: float = 0.8, min_keypoints: int = 3,
           min_instance_score: float = 0.2) -> Instances:
     """Assemble instances from keypoint heatmaps and PAFs.
@@ -133,6 +134,9 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int 
     Args:
         heatmaps: ``(K, H, W)`` or ``(K + 1, H, W)`` (a background channel is ignored).
         pafs: ``(2 L, H, W)`` for the Skeleton's L limbs.
+        root: the keypoint the limb tree starts from; default the Skeleton's ``root`` (keypoint 0 unless the COCO
+            category or the config names another). With cycles in the skeleton the root decides which limbs are
+            used: those nearest to it.
 
     Raises:
         HandposeError: a disconnected Skeleton (from ``limb_tree``).
@@ -145,7 +149,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton, root: int 
     peaks = find_all_peaks(heatmaps[:k], peak_threshold)
     assigned: list[np.ndarray] = []  # per instance: (K,) candidate index per keypoint, -1 if none
     holder: list[dict[int, np.ndarray]] = [{} for _ in range(k)]  # keypoint -> candidate -> its first instance
-    for li, parent, child in limb_tree(skeleton, root):
+    for li, parent, child in limb_tree(skeleton, skeleton.root if root is None else root):
         a, b = skeleton.limbs[li]
         cands = limb_candidates(pafs[2 * li:2 * li + 2], peaks[a], peaks[b], samples, min_paf, min_ratio)
         used_a, used_b = set(), set()

@@ -97,6 +97,31 @@ def keypoint_box_size(gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def oks(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, area: np.ndarray | float,
+        sigmas: Sequence[float]) -> np.ndarray:
+    """Object keypoint similarity of each instance, COCO's definition (pycocotools ``COCOeval.computeOks``): the mean
+    over labelled keypoints of ``exp(-d^2 / (2 * area * (2 sigma_k)^2))``.
+
+    Args:
+        pred, gt: ``(N, K, 2)`` pixels.
+        mask: ``(N, K)`` labelled keypoints of ``gt``.
+        area: ``(N,)`` or scalar object area in pixels^2 (a COCO annotation's ``area``; its scale ``s`` squared).
+        sigmas: K per-keypoint sigmas (:attr:`handpose.skeleton.Skeleton.sigmas`, e.g. a COCO category's).
+
+    Returns:
+        ``(N,)`` OKS in ``[0, 1]``; NaN for an instance without labelled keypoints (pycocotools then measures the
+        distance to the box instead).
+    """
+    p, g = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    m = np.asarray(mask, bool)
+    var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    a = np.broadcast_to(np.asarray(area, np.float64), (p.shape[0],))
+    e = ((p - g) ** 2).sum(-1) / var[None] / (a[:, None] + np.spacing(1)) / 2.0
+    n = m.sum(1)
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, np.where(m, np.exp(-e), 0.0).sum(1) / np.maximum(n, 1), np.nan)
+
+
 def group_errors(errors: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
     """Mean error per keypoint group (for hands: per finger), from ``(N, K)`` errors with NaN for unlabelled."""
     e = np.asarray(errors, np.float64)

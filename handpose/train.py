@@ -204,8 +204,7 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
     bottom_up = codec_kind == "paf"
     train_records, skeleton = load_records(cfg, "train", per_instance=not bottom_up)
     val_records, val_skeleton = load_records(cfg, "val", per_instance=not bottom_up)
-    if cfg.flip_pairs:
-        skeleton = skeleton.with_flip_pairs(cfg.flip_pairs)
+    skeleton = cfg.customise_skeleton(skeleton)  # flip_pairs, oks_sigmas, ...; refuses unswapped left/right flips
     if val_skeleton.num_keypoints != skeleton.num_keypoints:
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
                             f"{val_skeleton.num_keypoints}")

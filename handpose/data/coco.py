@@ -58,11 +58,19 @@ def read_coco_json(path: str | Path) -> dict:
     return data
 
 
-def skeleton_from_coco(data: dict, path: str | Path = "", category_id: int | None = None) -> Skeleton:
-    """The Skeleton of the (first, or given) keypoint category of a COCO dict.
+def skeleton_from_coco(data: dict, path: str | Path = "", category_id: int | None = None,
+                       one_based: bool | None = None) -> Skeleton:
+    """The Skeleton of the (first, or given) keypoint category of a COCO dict, with the category's optional
+    ``sigmas``, ``groups``, ``colours``, ``flip_pairs``, ``root`` and ``skeleton_base``
+    (:meth:`handpose.skeleton.Skeleton.from_coco_category`, docs/custom_keypoints.md).
+
+    Args:
+        one_based: how the ``skeleton`` pairs are numbered when the caller knows (default: the category's
+            ``skeleton_base``, else told from the pairs).
 
     Raises:
-        HandposeError: no category with keypoints, or the given id is absent.
+        HandposeError: no category with keypoints, the given id is absent, skeleton pairs that could be 0- or
+            1-based without ``skeleton_base``, or an invalid optional key; the message names ``path``.
     """
     cats = [c for c in data["categories"] if c.get("keypoints")]
     if category_id is not None:
@@ -70,7 +78,7 @@ def skeleton_from_coco(data: dict, path: str | Path = "", category_id: int | Non
     if not cats:
         raise HandposeError(f"{path}: no category with keypoint names" +
                             (f" and id {category_id}" if category_id is not None else ""))
-    return Skeleton.from_coco_category(cats[0])
+    return Skeleton.from_coco_category(cats[0], one_based=one_based, source=str(path))
 
 
 def expand_box(box: np.ndarray, margin: float) -> np.ndarray:
