@@ -54,6 +54,13 @@ example-multi: $(VENV)/.dev
 example-body: $(VENV)/.dev
 	$(PY) examples/body/report.py
 
+# The evaluation report page (index.html) on FreiHAND's val split, its screenshot in headless Chromium, and its test.
+.PHONY: report-check
+report-check: $(VENV)/.dev
+	$(VENV)/bin/handpose evaluate --freihand ../shared/data/hgcnn-freihand --split val --report out/report
+	$(PY) -m handpose.report out/report out/report/screenshot.png
+	$(PY) -m pytest -q -p no:logging tests/test_report_html.py
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 

@@ -57,6 +57,8 @@ class Evaluation:
         files, record_ids: per record.
         input_size: ``(width, height)`` of the model input.
         keypoint_names, groups: from the Skeleton.
+        boxes: ``(N, 4)`` ``[x, y, w, h]`` region each record's prediction looked at (its box with the crop
+            margin, or the whole image), original pixels; the report draws these crops. ``None`` when not known.
     """
 
     pred: np.ndarray
@@ -71,11 +73,23 @@ class Evaluation:
     input_size: tuple[int, int]
     keypoint_names: tuple[str, ...]
     groups: tuple[str, ...]
+    boxes: np.ndarray | None = None
 
     @property
     def errors_px(self) -> np.ndarray:
         """``(N, K)`` errors in original pixels (NaN where unlabelled)."""
         return metrics.keypoint_errors(self.pred, self.gt, self.mask)
+
+    @property
+    def image_errors_px(self) -> np.ndarray:
+        """``(N,)`` mean keypoint error of each record in original pixels (NaN for a record with no label)."""
+        e = self.errors_px
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 -> NaN, without nanmean's warning
+            return np.nansum(e, axis=1) / (~np.isnan(e)).sum(axis=1)
+
+    def worst_indices(self, count: int) -> np.ndarray:
+        """Indices of the ``count`` records with the largest mean error, worst first (unlabelled ones last)."""
+        return np.argsort(-np.nan_to_num(self.image_errors_px, nan=-1), kind="stable")[:count]
 
     def summary(self) -> dict:
         """All figures as a JSON-ready dict (errors in px and %, PCK, AUC, within-shares, per keypoint/finger)."""
@@ -85,7 +99,7 @@ class Evaluation:
         hand_size = metrics.keypoint_box_size(self.gt, self.mask)
         pred_u = metrics.to_unit_coords(self.pred_input, self.input_size)
         gt_u = metrics.to_unit_coords(self.gt_input, self.input_size)
-        per_image = np.nanmean(e_px, axis=1)
+        per_image = self.image_errors_px
         return {
             "n_images": int(len(self.pred)),
             "n_keypoints": int(self.mask.sum()),
@@ -100,7 +114,7 @@ class Evaluation:
             "per_keypoint_px": {n: float(np.nanmean(e_px[:, k])) if np.any(self.mask[:, k]) else float("nan")
                                 for k, n in enumerate(self.keypoint_names)},
             "worst_images": [{"file": self.files[i], "record": self.record_ids[i], "error_px": float(per_image[i])}
-                             for i in np.argsort(-np.nan_to_num(per_image, nan=-1))[:5]],
+                             for i in self.worst_indices(5)],
         }
 
 
@@ -127,7 +141,7 @@ def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batc
     results = list(predictor.predict_paths([r.image_path for r in records], [r.box for r in records], fail,
                                            exif_transpose=False))
     size = predictor.bundle.input_size
-    pred, gt, pin, gin, sizes = [], [], [], [], []
+    pred, gt, pin, gin, sizes, boxes = [], [], [], [], [], []
     for r, res in zip(records, results, strict=True):
         box = res.boxes[0]
         M = box_to_input_affine(box, size)
@@ -136,10 +150,11 @@ def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batc
         pin.append(apply_affine(M, res.keypoints[0]))
         gin.append(apply_affine(M, r.keypoints[0]))
         sizes.append(float(max(box[2], box[3])))
+        boxes.append(np.asarray(box, np.float32))
     return Evaluation(np.stack(pred), np.stack(gt), np.stack(pin), np.stack(gin),
                       np.stack([r.visible[0] > 0 for r in records]), np.stack([r.scores[0] for r in results]),
                       np.asarray(sizes), [str(r.image_path) for r in records], [r.record_id for r in records],
-                      size, skel.keypoints, skel.groups)
+                      size, skel.keypoints, skel.groups, np.stack(boxes))
 
 
 def format_table(summary: dict) -> list[tuple[str, str]]:
@@ -158,20 +173,37 @@ def format_table(summary: dict) -> list[tuple[str, str]]:
 
 
 def write_report(evaluation: Evaluation, summary: dict, out: str | Path, plots: bool = True,
-                 skeleton=None) -> Path:
-    """Write ``metrics.json`` and, with ``plots``, ``pck_curve.png``, ``per_keypoint_error.png``,
-    ``gallery.png`` (labels beside predictions) and ``worst_images.png`` into folder ``out``. Returns the folder."""
+                 skeleton=None, title: str | None = None) -> Path:
+    """Write the evaluation report into folder ``out``.
+
+    ``metrics.json`` (``summary``); with ``plots``, ``pck_curve.png``, ``per_keypoint_error.png``, ``gallery.png``
+    (records spread over the error distribution, on their crops) and, with ``skeleton``, ``worst_images.png`` (the
+    worst records' crops); last ``index.html``, a page of the tables and those pictures
+    (:func:`handpose.report.write_html`, heading ``title``).
+
+    Returns:
+        The folder.
+
+    Raises:
+        HandposeError: an image cannot be read or the page cannot be written.
+    """
+    from handpose.report import write_html
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    pictures = []
     if plots:
         from handpose import visualize
 
-        visualize.plot_pck_curve(evaluation, out / "pck_curve.png")
-        visualize.plot_per_keypoint_error(summary, out / "per_keypoint_error.png")
-        visualize.plot_gallery(evaluation, out / "gallery.png")
+        pictures = ["pck_curve.png", "per_keypoint_error.png", "gallery.png"]
+        visualize.plot_pck_curve(evaluation, out / pictures[0])
+        visualize.plot_per_keypoint_error(summary, out / pictures[1])
+        visualize.plot_gallery(evaluation, out / pictures[2])
         if skeleton is not None:
-            visualize.plot_worst_images(evaluation, skeleton, out / "worst_images.png")
+            pictures.append("worst_images.png")
+            visualize.plot_worst_images(evaluation, skeleton, out / pictures[3])
+    write_html(summary, out, title, pictures)
     return out
 
 

@@ -100,19 +100,51 @@ def plot_per_keypoint_error(summary: dict, path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_worst_images(evaluation, skeleton: Skeleton, path: str | Path, count: int = 4) -> None:
-    """The images with the largest mean error: ground truth (left) beside prediction (right)."""
+def crop_view(evaluation, i: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Record ``i``'s image cut to the region its prediction looked at, for display.
+
+    The region is ``evaluation.boxes[i]`` (the record's box with its crop margin; the whole image when the
+    evaluation has no boxes), fitted into a ``size`` x ``size`` square as the model input is
+    (:func:`handpose.data.transforms.box_to_input_affine`, black letterbox).
+
+    Args:
+        evaluation: a :class:`handpose.evaluate.Evaluation`.
+        i: record index.
+        size: side of the returned picture in pixels.
+
+    Returns:
+        ``(image (size, size, 3) uint8 RGB, M (2, 3))``, ``M`` mapping original pixels to the picture (apply it to
+        the keypoints with :func:`handpose.data.transforms.apply_affine`).
+
+    Raises:
+        HandposeError: the image cannot be read (from :func:`handpose.data.image.read_image`).
+    """
+    from handpose.data.transforms import box_to_input_affine, full_image_box, warp_to_input
+
+    img = read_image(evaluation.files[i])
+    box = evaluation.boxes[i] if evaluation.boxes is not None else full_image_box(img.shape[1], img.shape[0])
+    M = box_to_input_affine(box, (size, size))
+    return warp_to_input(img, M, (size, size)), M
+
+
+def plot_worst_images(evaluation, skeleton: Skeleton, path: str | Path, count: int = 5) -> None:
+    """The records with the largest mean error (as ``worst_images`` of the summary), worst first: ground truth
+    (left) beside prediction (right), each on the hand crop the model saw (:func:`crop_view`), not the whole
+    photo."""
+    from handpose.data.transforms import apply_affine
+
     plt = _plt()
-    per_image = np.nanmean(evaluation.errors_px, axis=1)
-    order = np.argsort(-np.nan_to_num(per_image, nan=-1))[:count]
+    per_image = evaluation.image_errors_px
+    order = evaluation.worst_indices(count)
     fig, axes = plt.subplots(len(order), 2, figsize=(6, 3 * len(order)), squeeze=False)
     for row, i in enumerate(order):
-        img = read_image(evaluation.files[i])
-        gt = np.where(evaluation.mask[i][:, None], evaluation.gt[i], np.nan)
-        for col, (kp, title) in enumerate(((gt, "ground truth"), (evaluation.pred[i], f"prediction, "
-                                                                    f"{per_image[i]:.1f} px"))):
+        img, M = crop_view(evaluation, i)
+        gt = np.where(evaluation.mask[i][:, None], apply_affine(M, evaluation.gt[i]), np.nan)
+        pred = apply_affine(M, evaluation.pred[i])
+        for col, (kp, title) in enumerate(((gt, "ground truth"), (pred, f"prediction, {per_image[i]:.1f} px"))):
             axes[row, col].imshow(draw_skeleton(img, kp, skeleton))
-            axes[row, col].set_title(f"{Path(evaluation.files[i]).name}: {title}", fontsize=8)
+            axes[row, col].set_title(f"{evaluation.record_ids[i] or Path(evaluation.files[i]).name}\n{title}",
+                                     fontsize=7)
             axes[row, col].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -135,21 +167,60 @@ def draw_comparison(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, mask: n
     return out
 
 
+def spread_indices(errors: np.ndarray, files: list[str], count: int) -> np.ndarray:
+    """Up to ``count`` records spread over the error distribution, for a gallery that shows good, typical and bad
+    predictions rather than the first files.
+
+    The labelled records are ranked by error; the picks are the ranks nearest to ``count`` evenly spaced
+    quantiles (0 = best, 1 = worst), each taken from an image file not picked yet when there is one (a COCO photo
+    holds several hands).
+
+    Args:
+        errors: ``(N,)`` mean error per record (NaN: unlabelled, never picked).
+        files: ``N`` image files.
+        count: how many to pick.
+
+    Returns:
+        Record indices, best first (fewer than ``count`` when there are fewer labelled records).
+    """
+    errors = np.asarray(errors, np.float64)
+    ranked = [int(i) for i in np.argsort(errors, kind="stable") if np.isfinite(errors[i])]
+    n = min(count, len(ranked))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    picked, used_files = [], set()
+    for target in np.linspace(0, len(ranked) - 1, n):
+        # nearest free rank to the target, a new file first; ties go to the better rank
+        free = sorted((r for r in range(len(ranked)) if ranked[r] not in picked), key=lambda r: abs(r - target))
+        fresh = [r for r in free if files[ranked[r]] not in used_files]
+        r = (fresh or free)[0]
+        picked.append(ranked[r])
+        used_files.add(files[ranked[r]])
+    return np.asarray(sorted(picked, key=lambda i: (errors[i], i)), np.int64)
+
+
 def plot_gallery(evaluation, path: str | Path, count: int = 9) -> None:
-    """The first ``count`` evaluated images: labels (green) beside predictions (red), with the mean error."""
+    """``count`` records spread from the best to the worst error (:func:`spread_indices`), on their hand crops
+    (:func:`crop_view`): labels (green) beside predictions (red), with the mean error and its rank."""
+    from handpose.data.transforms import apply_affine
+
     plt = _plt()
-    n = min(count, len(evaluation.files))
-    cols = min(3, n)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
-    errors = np.nanmean(evaluation.errors_px, axis=1)
-    for i, ax in enumerate(axes.flat):
+    errors = evaluation.image_errors_px
+    picks = spread_indices(errors, evaluation.files, count)
+    n_ranked = int(np.isfinite(errors).sum())
+    rank = {int(i): r + 1 for r, i in enumerate(np.argsort(errors, kind="stable")[:n_ranked])}
+    n = len(picks)
+    cols = max(1, min(3, n))
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
         ax.axis("off")
-        if i >= n:
-            continue
-        img = read_image(evaluation.files[i])
-        ax.imshow(draw_comparison(img, evaluation.gt[i], evaluation.pred[i], evaluation.mask[i]))
-        ax.set_title(f"{Path(evaluation.files[i]).name}: {errors[i]:.1f} px", fontsize=8)
+    for ax, i in zip(axes.flat, picks, strict=False):
+        img, M = crop_view(evaluation, i)
+        ax.imshow(draw_comparison(img, apply_affine(M, evaluation.gt[i]), apply_affine(M, evaluation.pred[i]),
+                                  evaluation.mask[i]))
+        ax.set_title(f"{evaluation.record_ids[i] or Path(evaluation.files[i]).name}\n{errors[i]:.1f} px "
+                     f"(rank {rank[int(i)]} of {n_ranked})", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
