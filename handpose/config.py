@@ -268,7 +268,9 @@ class TrainConfig:
             HandposeError: an invalid value, or left/right keypoint names without flip pairs while ``aug_flip`` > 0.
         """
         out = skeleton.customised(sigmas=self.oks_sigmas, groups=self.keypoint_groups, colours=self.keypoint_colours,
-                                  flip_pairs=self.flip_pairs, root=self.grouping_root, where="config")
+                                  flip_pairs=self.flip_pairs, root=self.grouping_root, where="config",
+                                  keys={"sigmas": "oks_sigmas", "groups": "keypoint_groups",
+                                        "colours": "keypoint_colours", "root": "grouping_root"})
         out.check_flip(self.aug_flip, "config")
         return out
 

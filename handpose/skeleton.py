@@ -15,6 +15,10 @@ Built-in sets:
   ``modules/keypoints.py``, in that order: the PAF channel order of imported OpenPose networks after
   :func:`handpose.models.openpose.import_lightweight_openpose`). Keypoint names are COCO17's, so results map to
   COCO17 by name (:func:`keypoint_index_map`) for COCO evaluation, which drops the neck as Osokin's ``val.py`` does.
+
+Any other set comes from a COCO category (:meth:`Skeleton.from_coco_category`): its ``keypoints`` and ``skeleton``,
+and optionally ``sigmas``, ``groups``, ``colours``, ``flip_pairs``, ``root`` and ``skeleton_base``
+(docs/custom_keypoints.md); a training config can replace them (:meth:`Skeleton.customised`).
 """
 
 from __future__ import annotations
@@ -138,7 +142,8 @@ class Skeleton:
         return dataclasses.replace(self, flip_perm=tuple(perm))
 
     def customised(self, *, sigmas: Sequence[float] = (), groups: Sequence[str] = (), colours=None,
-                   flip_pairs=None, root: int | str | None = None, base: int | None = 0, where: str = "") -> Skeleton:
+                   flip_pairs=None, root: int | str | None = None, base: int | None = 0, where: str = "",
+                   keys: dict[str, str] | None = None) -> Skeleton:
         """A copy with the given per-keypoint constants replaced; empty or None arguments keep this Skeleton's.
 
         Args:
@@ -153,57 +158,62 @@ class Skeleton:
             base: 0 or 1, the numbering of the indices in ``flip_pairs`` and ``root`` (COCO categories number
                 from 1 when their ``skeleton`` does); None when it is unknown (indices are refused, names work).
             where: prefix of error messages (a file and category, ``config``).
+            keys: the names the caller gives these arguments, for error messages (``{"sigmas": "oks_sigmas"}``).
 
         Raises:
             HandposeError: a count other than K, an unknown keypoint or group name, an index out of range, a
                 colour that is not RGB, or one group given two colours; the message starts with ``where``.
         """
         where = where or f"skeleton {self.name!r}"
+        key = {n: n for n in ("sigmas", "groups", "colours", "flip_pairs", "root")} | dict(keys or {})
         k = self.num_keypoints
         changes: dict = {}
         if sigmas:
-            sigmas = _list_of(sigmas, "sigmas", where)
+            sigmas = _list_of(sigmas, key["sigmas"], where)
             if len(sigmas) != k or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                                            for v in sigmas):
-                raise HandposeError(f"{where}: sigmas must be {k} numbers > 0 (one per keypoint), got {sigmas}")
+                raise HandposeError(f"{where}: {key['sigmas']} must be {k} numbers > 0 (one per keypoint), "
+                                    f"got {sigmas}")
             changes["sigmas"] = tuple(float(v) for v in sigmas)
         grp = self.groups
         if groups:
-            groups = _list_of(groups, "groups", where)
+            groups = _list_of(groups, key["groups"], where)
             if len(groups) != k:
-                raise HandposeError(f"{where}: {len(groups)} groups for {k} keypoints (one name per keypoint)")
+                raise HandposeError(f"{where}: {key['groups']} has {len(groups)} names for {k} keypoints (one name "
+                                    "per keypoint)")
             grp = changes["groups"] = tuple(str(g) for g in groups)
         if colours:
+            ck = key["colours"]
             palette = dict(self.colours)
             if isinstance(colours, dict):
                 unknown = [g for g in colours if str(g) not in grp and g != "other"]
                 if unknown:
-                    raise HandposeError(f"{where}: colours name groups {unknown} that no keypoint has (groups: "
+                    raise HandposeError(f"{where}: {ck} name groups {unknown} that no keypoint has (groups: "
                                         f"{sorted(set(grp))}); give groups, or one colour per keypoint")
-                palette.update({str(g): parse_colour(c, f"{where}: colour of group {g!r}") for g, c in colours.items()})
+                palette.update({str(g): parse_colour(c, f"{where}: {ck} of group {g!r}") for g, c in colours.items()})
             else:
-                colours = _list_of(colours, "colours", where)
+                colours = _list_of(colours, ck, where)
                 if len(colours) != k:
-                    raise HandposeError(f"{where}: {len(colours)} colours for {k} keypoints (give one per keypoint, "
-                                        "or a mapping group -> colour)")
-                rgb = [parse_colour(c, f"{where}: colour of keypoint {i} ({self.keypoints[i]!r})")
+                    raise HandposeError(f"{where}: {ck} has {len(colours)} colours for {k} keypoints (give one per "
+                                        "keypoint, or a mapping group -> colour)")
+                rgb = [parse_colour(c, f"{where}: {ck} of keypoint {i} ({self.keypoints[i]!r})")
                        for i, c in enumerate(colours)]
                 mixed = sorted({g for g, c in zip(grp, rgb, strict=True)
                                 if any(c2 != c for g2, c2 in zip(grp, rgb, strict=True) if g2 == g)})
                 if mixed and groups:
-                    raise HandposeError(f"{where}: the keypoints of group(s) {mixed} are given different colours; "
-                                        "a group has one colour")
+                    raise HandposeError(f"{where}: {ck} gives the keypoints of group(s) {mixed} different "
+                                        "colours; a group has one colour")
                 if mixed:
                     grp = changes["groups"] = self.keypoints
                 palette.update(zip(grp, rgb, strict=True))
             changes["colours"] = palette
         if root is not None and root != "":
-            changes["root"] = keypoint_index(self.keypoints, root, base, f"{where}: root")
+            changes["root"] = keypoint_index(self.keypoints, root, base, f"{where}: {key['root']}")
         out = dataclasses.replace(self, **changes) if changes else self
         if flip_pairs:
-            pairs = _list_of(flip_pairs, "flip_pairs", where)
+            pairs = _list_of(flip_pairs, key["flip_pairs"], where)
             if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
-                raise HandposeError(f"{where}: flip_pairs must be [[left, right], ...], got {pairs}")
+                raise HandposeError(f"{where}: {key['flip_pairs']} must be [[left, right], ...], got {pairs}")
             out = out.with_flip_pairs([[keypoint_index(self.keypoints, i, base, f"{where}: flip pair {list(p)}")
                                         for i in p] for p in pairs])
         return out
@@ -362,7 +372,7 @@ DEFAULT_SIGMA = 0.025
 
 
 def parse_colour(value, where: str = "colour") -> RGB:
-    """An RGB colour from ``[r, g, b]`` (0-255) or ``"#rrggbb"`` (as CVAT and Label Studio write them).
+    """An RGB colour from ``[r, g, b]`` (0-255) or ``"#rrggbb"`` (the form of label colours in CVAT and Label Studio).
 
     Raises:
         HandposeError: anything else; the message starts with ``where``.

@@ -104,7 +104,7 @@ def test_sigmas_refused_when_wrong(hands, tmp_path):
     path, _ = one_hand(hands, tmp_path, sigmas=[0.05] * 20)
     with pytest.raises(HandposeError, match=r"hand\.json: COCO category 'hand' \(id 1\): sigmas must be 21 numbers"):
         skeleton_from_coco(read_coco_json(path), path)
-    with pytest.raises(HandposeError, match="config: sigmas must be 21 numbers > 0"):
+    with pytest.raises(HandposeError, match="config: oks_sigmas must be 21 numbers > 0"):
         TrainConfig(oks_sigmas=[0.05] * 20 + [0]).customise_skeleton(HAND21)
 
 
@@ -163,13 +163,13 @@ def test_colours_per_keypoint(hands, tmp_path):
     s = skeleton_from_coco(read_coco_json(path))
     assert s.groups[20] == "PINKY_TIP" and s.colour_of(20) == (0x12, 0x34, 0x56) and s.colour_of(19) == (255, 0, 255)
     path, _ = one_hand(hands, tmp_path, groups=extras["groups"], colours=per_keypoint[:-1] + ["#123456"])
-    with pytest.raises(HandposeError, match=r"group\(s\) \['pinky'\] are given different colours"):
+    with pytest.raises(HandposeError, match=r"colours gives the keypoints of group\(s\) \['pinky'\] different colours"):
         skeleton_from_coco(read_coco_json(path), path)
     path, _ = one_hand(hands, tmp_path, colours={"palm": [1, 2, 3]})
     with pytest.raises(HandposeError, match=r"colours name groups \['palm'\] that no keypoint has"):
         skeleton_from_coco(read_coco_json(path), path)
     path, _ = one_hand(hands, tmp_path, groups=extras["groups"], colours={"thumb": [300, 0, 0]})
-    with pytest.raises(HandposeError, match=r"colour of group 'thumb': \[300, 0, 0\] is not a colour"):
+    with pytest.raises(HandposeError, match=r"colours of group 'thumb': \[300, 0, 0\] is not a colour"):
         skeleton_from_coco(read_coco_json(path), path)
 
 
@@ -196,7 +196,7 @@ def test_root_changes_grouping(hands, tmp_path):
     # the config's grouping_root replaces the category's (by name or 0-based index)
     assert TrainConfig(grouping_root=9).customise_skeleton(skeleton_from_coco(read_coco_json(path))).root == 9
     assert TrainConfig(grouping_root="wrist").customise_skeleton(skeleton).root == 0
-    with pytest.raises(HandposeError, match="config: root: no keypoint named 'palm'"):
+    with pytest.raises(HandposeError, match="config: grouping_root: no keypoint named 'palm'"):
         TrainConfig(grouping_root="palm").customise_skeleton(skeleton)
 
 
