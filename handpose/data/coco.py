@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,27 @@ def _ignore(ignored: dict, image_id, bbox, where: str) -> None:
     ignored.setdefault(image_id, []).append(box.tolist())
 
 
+#: A teacher-labelled annotation was kept only when its two mirrored passes disagreed by less than this share of the
+#: hand's keypoint box side (../shared/data/README.md, "Teacher labels").
+TEACHER_MAX_DISAGREEMENT = 0.06
+
+
+def teacher_weight(annotation: dict, scale: float = TEACHER_MAX_DISAGREEMENT) -> float:
+    """Loss weight of a teacher-labelled annotation from its ``teacher_disagreement`` ``d`` (a share of the hand
+    box side): ``max(0, 1 - d / scale)``, 1 for two passes that agree exactly and 0 at ``scale`` (by default the
+    threshold the labels were accepted at). An annotation without the field (a person's label) weighs 1.
+
+    Raises:
+        HandposeError: a disagreement that is not a finite number.
+    """
+    d = annotation.get("teacher_disagreement")
+    if d is None:
+        return 1.0
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not np.isfinite(d):
+        raise HandposeError(f"annotation {annotation.get('id')}: teacher_disagreement {d!r} is not a number")
+    return float(max(0.0, 1.0 - d / scale))
+
+
 def load_coco(
     json_path: str | Path,
     image_dir: str | Path,
@@ -142,6 +164,7 @@ def load_coco(
     per_instance: bool = True,
     min_keypoints: int = 1,
     allow_outside: bool = False,
+    weight_of: Callable[[dict], float] | None = None,
 ) -> tuple[list[Record], Skeleton]:
     """Read a COCO keypoints file.
 
@@ -157,6 +180,8 @@ def load_coco(
             gives a record with no instances, and those annotations' boxes become ``ignore_boxes``).
         min_keypoints: skip annotations with fewer labelled keypoints (and crowd annotations).
         allow_outside: let ``file_name`` point outside ``image_dir`` (an absolute path or ``..``).
+        weight_of: for ``per_instance``, the loss weight of an annotation (:attr:`Record.weight`), e.g.
+            :func:`teacher_weight`; default 1.
 
     Returns:
         ``(records, skeleton)``; keypoints ``(N, K, 2)`` pixels, visibility ``(N, K)`` COCO 0/1/2.
@@ -229,7 +254,8 @@ def load_coco(
             if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
                 raise HandposeError(f"{where}: expected a non-empty bbox [x, y, w, h], got {ann.get('bbox')}")
             records.append(Record(path, kp[None], vis[None], expand_box(np.asarray(bbox), margin),
-                                  f"{json_path.name}#{ann.get('id', idx)}"))
+                                  f"{json_path.name}#{ann.get('id', idx)}",
+                                  weight=float(weight_of(ann)) if weight_of is not None else 1.0))
         else:
             by_image[image["id"]].append((kp, vis))
     if not per_instance:

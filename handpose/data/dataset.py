@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from handpose.data.cache import cached_inputs
 from handpose.data.image import image_size, read_image
+from handpose.data.keying import BackgroundCompositor
 from handpose.data.records import Record
 from handpose.data.transforms import (
     AugmentConfig,
@@ -64,13 +65,20 @@ class KeypointDataset(Dataset):
             memory (``True``), or into this folder (a path; see :mod:`handpose.data.cache`), where the next run
             finds it and every worker memory-maps it. ``False``: read each image when it is used.
         pad_mode: fill of the letterbox border, ``constant`` or ``border``.
+        compositor: pastes green-screen crops onto real photos (:class:`handpose.data.keying.BackgroundCompositor`),
+            before the augmentation, for records with a ``green_screen`` probability.
+        green_screen: per record, the probability of that (default 0 for all).
+
+    The ``weights`` of a sample (per keypoint: 0 unlabelled) are multiplied by its record's :attr:`Record.weight`.
 
     Raises:
-        HandposeError: an unreadable image, a record with another keypoint count or several instances.
+        HandposeError: an unreadable image, a record with another keypoint count or several instances, or
+            ``green_screen`` of another length than ``records``, or given without a compositor.
     """
 
     def __init__(self, records: list[Record], skeleton: Skeleton, codec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                 augment: AugmentConfig | None = None, cache: bool | str | Path = True, pad_mode: str = "constant"):
+                 augment: AugmentConfig | None = None, cache: bool | str | Path = True, pad_mode: str = "constant",
+                 compositor: BackgroundCompositor | None = None, green_screen: Sequence[float] | None = None):
         self.records = records
         self.skeleton = skeleton
         self.codec = codec
@@ -85,6 +93,13 @@ class KeypointDataset(Dataset):
             if r.keypoints.shape[0] != 1:
                 raise HandposeError(f"record {r.record_id}: {r.keypoints.shape[0]} instances; single-instance "
                                     "models need one record per instance (COCO: per_instance=True)")
+        self.compositor = compositor
+        self.green_screen = np.zeros(len(records)) if green_screen is None else np.asarray(green_screen, np.float64)
+        if len(self.green_screen) != len(records):
+            raise HandposeError(f"green_screen has {len(self.green_screen)} probabilities for {len(records)} records")
+        if compositor is None and self.green_screen.any():
+            raise HandposeError("green_screen compositing needs background photos (config key backgrounds)")
+        self._rng: np.random.Generator | None = None
         self._images: np.ndarray | None = None
         self._keypoints: np.ndarray | None = None
         if isinstance(cache, (str, Path)):
@@ -110,11 +125,22 @@ class KeypointDataset(Dataset):
         img, kp, _ = load_input(r, self.input_size, self.pad_mode)
         return img, kp, r.visible
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """This process's generator, seeded from numpy's global state (which Lightning seeds per worker)."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(np.random.randint(2**31))
+        return self._rng
+
     def __getitem__(self, index: int) -> dict:
         img, kp, vis = self.raw(index)
+        if self.green_screen[index] and self.rng.random() < self.green_screen[index]:
+            img = self.compositor(img, self.rng)
         if self.augmenter is not None:
             img, kp, vis, _ = self.augmenter(img, kp, vis)
         target, weights = self.codec.encode(kp[0], vis[0])
+        if self.records[index].weight != 1.0:
+            weights = weights * np.float32(self.records[index].weight)
         return {
             "image": normalise(img, self.mean, self.std),
             "target": torch.from_numpy(target),

@@ -23,6 +23,8 @@ class Record:
         record_id: a name for messages and reports, e.g. ``"training_xyz.json[17]"``.
         ignore_boxes: ``(M, 4)`` ``[x, y, w, h]`` regions whose people are not labelled (COCO crowd or
             unlabelled annotations): bottom-up training masks them out of the loss.
+        weight: loss weight of the record's keypoints (1: a person's label; below 1 for noisier labels such as a
+            teacher model's, see :func:`handpose.data.coco.teacher_weight`).
     """
 
     image_path: Path
@@ -31,6 +33,7 @@ class Record:
     box: np.ndarray | None = None
     record_id: str = ""
     ignore_boxes: np.ndarray | None = None
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)

@@ -107,6 +107,10 @@ class AugmentConfig:
         brightness, contrast: their own maxima when set (``None``: ``colour``).
         grey: probability of turning the image grey (so grey-scale photos work too).
         perspective: maximum perspective warp (corner shift as a share of the size; fastai's ``max_warp``).
+        blur: probability of a Gaussian (sigma 0.5-2 px) or motion blur (3-7 px), as from a moving hand or a
+            cheap camera.
+        occlusion: probability of synthetic occlusion: 1-3 rectangles of 10-35 % of the side filled with random
+            colours over the crop (the keypoints under them stay labelled: the model learns to infer them).
     """
 
     rotate: float = 30.0
@@ -118,6 +122,8 @@ class AugmentConfig:
     perspective: float = 0.0
     brightness: float | None = None
     contrast: float | None = None
+    blur: float = 0.0
+    occlusion: float = 0.0
 
 
 class Augmenter:
@@ -148,6 +154,12 @@ class Augmenter:
                                      p=0.8))
         if cfg.grey:
             ops.append(A.ToGray(num_output_channels=3, p=cfg.grey))
+        if cfg.blur:
+            ops.append(A.OneOf([A.GaussianBlur(blur_limit=(3, 7), sigma_limit=(0.5, 2.0)),
+                                A.MotionBlur(blur_limit=(3, 7))], p=cfg.blur))
+        if cfg.occlusion:
+            ops.append(A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.35),
+                                       hole_width_range=(0.1, 0.35), fill="random_uniform", p=cfg.occlusion))
         self.pipeline = A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
                                   save_applied_params=True)
 
