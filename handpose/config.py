@@ -28,6 +28,18 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "extra_train": "more labelled sets added to the train split, each ``{ann: COCO json, images: folder}`` with "
                        "the same keypoints as the main set (e.g. in-the-wild COCO hands beside FreiHAND photos); "
                        "validation stays on the main set.",
+        "train_sets": "several labelled sets mixed in one training, instead of ``dataset`` / ``train_ann`` / "
+                      "``extra_train``: a list of ``{name, ann, images}`` (COCO) or ``{name, freihand, split}`` (a "
+                      "FreiHAND-layout folder and its ``train`` / ``val`` / ``test`` part of ``split``), each with "
+                      "optional ``weight`` (its share of every epoch's samples, relative to the other sets'; default "
+                      "1: all sets equally often, drawn with replacement), ``loss_weight`` (default 1; e.g. 0.5 for "
+                      "teacher labels), ``teacher: true`` (each annotation's loss weight also falls linearly with its "
+                      "``teacher_disagreement``, to 0 at the 6 % the labels were accepted at) and ``green_screen`` "
+                      "(probability of keying the green screen out onto a ``backgrounds`` photo).",
+        "val_sets": "with ``train_sets``: the validation sets, same form (no weights); each is reported as "
+                    "``val_epe_px/<name>``, and the first one also as ``val_epe_px`` / ``val_loss``, which pick the "
+                    "best checkpoint.",
+        "backgrounds": "a folder of real photos that ``green_screen`` sets are pasted onto.",
         "box_margin": "COCO crops: bbox grown by this share of its longer side on each side (kept in the model "
                       "card: ``handpose evaluate`` crops with it by default).",
         "allow_outside_images": "COCO: accept image ``file_name`` entries that leave the images folder (absolute, "
@@ -70,6 +82,9 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "max_epochs": "epochs to train (per stage).",
         "max_minutes": "stop after this many minutes of training (0: no limit).",
         "limit_train_batches": "a cap on batches per epoch (0: all).",
+        "batches_per_epoch": "batches drawn with replacement per epoch, whatever the data size (0: one pass over the "
+                             "train split; the hand tutorial trains 50 batches per epoch). ``train_sets`` with "
+                             "weights draw their epochs this way too (one pass's worth when 0).",
         "val_every": "validate every N epochs (for tiny sets whose epochs are a few steps).",
         "lr_factor": "plateau schedule: learning rate multiplied by this when ``lr_monitor`` stops falling.",
         "lr_patience": "plateau schedule: epochs without a lower ``lr_monitor`` before the rate drops.",
@@ -107,6 +122,9 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "aug_perspective": "maximum corner shift of a perspective warp, share of the size.",
         "aug_brightness": "maximum brightness change (unset: ``aug_colour``).",
         "aug_contrast": "maximum contrast change (unset: ``aug_colour``).",
+        "aug_blur": "probability of a Gaussian or motion blur.",
+        "aug_occlusion": "probability of 1-3 random-colour rectangles over the crop (synthetic occlusion; the "
+                         "keypoints under them stay labelled).",
     },
     "Run": {
         "seed": "random seed.",
@@ -154,6 +172,9 @@ class TrainConfig:
     val_ann: str = ""
     val_images: str = ""
     extra_train: list = field(default_factory=list)
+    train_sets: list = field(default_factory=list)
+    val_sets: list = field(default_factory=list)
+    backgrounds: str = ""
     box_margin: float = 0.25
     allow_outside_images: bool = False
     skeleton: str = "hand21"
@@ -183,6 +204,7 @@ class TrainConfig:
     max_epochs: int = 1000
     max_minutes: float = 0.0
     limit_train_batches: int = 0
+    batches_per_epoch: int = 0
     val_every: int = 1
     lr_factor: float = 0.5
     lr_patience: int = 10
@@ -206,6 +228,8 @@ class TrainConfig:
     aug_perspective: float = 0.0
     aug_brightness: float | None = None
     aug_contrast: float | None = None
+    aug_blur: float = 0.0
+    aug_occlusion: float = 0.0
 
     seed: int = 42
     accelerator: str = "cpu"
@@ -242,6 +266,16 @@ class TrainConfig:
         for i, extra in enumerate(self.extra_train):
             if not isinstance(extra, dict) or set(extra) != {"ann", "images"}:
                 raise HandposeError(f"extra_train[{i}]: expected {{ann: COCO json, images: folder}}, got {extra!r}")
+        for key in ("train_sets", "val_sets"):
+            for i, entry in enumerate(getattr(self, key)):
+                check_set_entry(entry, f"{key}[{i}]", weights=key == "train_sets")
+        if self.val_sets and not self.train_sets:
+            raise HandposeError("val_sets goes with train_sets (without them, validation is the val split of the "
+                                "main set)")
+        if self.train_sets and not self.val_sets:
+            raise HandposeError("train_sets needs val_sets (the sets the checkpoints are chosen on)")
+        if self.train_sets and self.extra_train:
+            raise HandposeError("give the extra sets as train_sets entries, not extra_train, when train_sets is set")
         for i, stage in enumerate(self.stages):
             if not isinstance(stage, dict):
                 raise HandposeError(f"stages[{i}]: expected a mapping of config overrides, got {stage!r}")
@@ -290,8 +324,45 @@ class TrainConfig:
         with open(path, "w") as f:
             yaml.safe_dump(self.to_dict(), f, sort_keys=False)
 
+#: Keys a ``train_sets`` entry may have besides its source (``ann`` + ``images``, or ``freihand`` + ``split``).
+SET_OPTIONS = ("weight", "loss_weight", "teacher", "green_screen")
+
+
+def check_set_entry(entry, where: str, weights: bool) -> None:
+    """Check one ``train_sets`` / ``val_sets`` entry (see :data:`FIELD_HELP`).
+
+    Raises:
+        HandposeError: not a mapping, no ``name``, not exactly one source, an unknown key (or a training option in a
+            validation set), or a weight that is not a number >= 0 (``green_screen``: a probability or a bool).
+    """
+    if not isinstance(entry, dict):
+        raise HandposeError(f"{where}: expected a mapping {{name, ann, images}} or {{name, freihand, split}}, got "
+                            f"{entry!r}")
+    if not isinstance(entry.get("name"), str) or not entry["name"]:
+        raise HandposeError(f"{where}: needs a name (used in the logs as val_epe_px/<name>)")
+    coco, freihand = {"ann", "images"} & set(entry), {"freihand", "split"} & set(entry)
+    if not ((coco == {"ann", "images"} and not freihand) or (freihand == {"freihand", "split"} and not coco)):
+        raise HandposeError(f"{where} ({entry['name']}): give either ann + images (COCO) or freihand + split")
+    if freihand and entry["split"] not in ("train", "val", "test", "all"):
+        raise HandposeError(f"{where} ({entry['name']}): split must be train, val, test or all, got {entry['split']!r}")
+    allowed = {"name", "ann", "images", "freihand", "split", *(SET_OPTIONS if weights else ())}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise HandposeError(f"{where} ({entry['name']}): unknown keys {unknown}; allowed {sorted(allowed)}")
+    for key in ("weight", "loss_weight"):
+        value = entry.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise HandposeError(f"{where} ({entry['name']}): {key} must be a number >= 0, got {value!r}")
+    g = entry.get("green_screen", 0.0)
+    if not isinstance(g, (bool, int, float)) or not 0 <= float(g) <= 1:
+        raise HandposeError(f"{where} ({entry['name']}): green_screen must be a probability or true/false, got {g!r}")
+
+
 #: Fields that are paths: in a config file, relative to the file's folder.
-FILE_PATHS = ("data_root", "train_ann", "train_images", "val_ann", "val_images", "mosaic_root", "cache_dir")
+FILE_PATHS = ("data_root", "train_ann", "train_images", "val_ann", "val_images", "mosaic_root", "cache_dir",
+              "backgrounds")
+#: Keys of ``extra_train`` / ``train_sets`` / ``val_sets`` entries that are paths.
+SET_PATHS = ("ann", "images", "freihand")
 #: Fields that are a path or a name (a bundled model, a shipped pretrained network): resolved when they are a path.
 NAME_OR_PATHS = ("init_weights", "pretrained")
 
@@ -329,9 +400,10 @@ def resolve_paths(values: dict, base: str | Path) -> dict:
     kwargs = out.get("model_kwargs")
     if isinstance(kwargs, dict) and isinstance(kwargs.get("pretrained"), str):
         out["model_kwargs"] = {**kwargs, "pretrained": _absolute(kwargs["pretrained"], base)}
-    if isinstance(out.get("extra_train"), list):
-        out["extra_train"] = [{k: _absolute(v, base) if k in ("ann", "images") and isinstance(v, str) else v
-                               for k, v in e.items()} if isinstance(e, dict) else e for e in out["extra_train"]]
+    for key in ("extra_train", "train_sets", "val_sets"):
+        if isinstance(out.get(key), list):
+            out[key] = [{k: _absolute(v, base) if k in SET_PATHS and isinstance(v, str) else v
+                         for k, v in e.items()} if isinstance(e, dict) else e for e in out[key]]
     if isinstance(out.get("stages"), list):
         out["stages"] = [resolve_paths(st, base) if isinstance(st, dict) else st for st in out["stages"]]
     return out

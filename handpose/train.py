@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerStatus
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from handpose.atomic import atomic_write, check_writable
 from handpose.bundle import FORMAT, ModelBundle, load_model
@@ -23,7 +24,9 @@ from handpose.data.bottomup import BottomUpDataset, place
 from handpose.data.coco import load_coco, read_coco_json, skeleton_from_coco
 from handpose.data.dataset import KeypointDataset, channel_stats
 from handpose.data.freihand import load_freihand
+from handpose.data.keying import BackgroundCompositor
 from handpose.data.records import Record
+from handpose.data.sets import load_set, sampling_weights, sets_skeleton
 from handpose.errors import HandposeError
 from handpose.losses import LOSSES, LOSSES_FOR, masked_l2
 from handpose.models.pretrained import NORMALIZATIONS, load_pretrained_into, source_of
@@ -99,27 +102,39 @@ class KeypointModule(L.LightningModule):
                     m.eval()
         return self
 
-    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+    def _step(self, batch: dict, stage: str, set_index: int = 0) -> torch.Tensor:
         pred = self.network(batch["image"])
         bs = batch["image"].shape[0]
         if self.codec.kind == "paf":
             loss = masked_l2(pred, batch["heatmaps"], batch["pafs"], batch["mask"])
         else:
             loss = self.loss_fn(pred, batch["target"], batch["weights"])
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        values = {f"{stage}_loss": loss}
         if stage == "val" and self.codec.kind != "paf":
             xy, _ = self.codec.decode(pred)
             err = (xy - batch["keypoints"]).norm(dim=-1)
             mask = batch["visible"] > 0
-            epe = (err * mask).sum() / mask.sum().clamp(min=1)
-            self.log("val_epe_px", epe, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+            values["val_epe_px"] = (err * mask).sum() / mask.sum().clamp(min=1)
+        for name, value in values.items():
+            # with val_sets, every set under its own name; the first one also plainly (it picks the checkpoints)
+            names = [name] if stage == "train" or not self.val_names else [f"{name}/{self.val_names[set_index]}"]
+            if stage == "val" and set_index == 0:
+                names += [name] if self.val_names else []
+            for n in names:
+                self.log(n, value, on_step=False, on_epoch=True, prog_bar="/" not in n, batch_size=bs,
+                         sync_dist=True, add_dataloader_idx=False)
         return loss
+
+    @property
+    def val_names(self) -> list[str]:
+        """The ``val_sets`` names (empty without ``val_sets``)."""
+        return [entry["name"] for entry in self.cfg.val_sets]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self._step(batch, "val", dataloader_idx)
 
     def configure_optimizers(self):
         cfg = self.cfg
@@ -143,8 +158,10 @@ def config_skeleton(cfg: TrainConfig) -> Skeleton:
     Raises:
         HandposeError: a COCO config without ``train_ann``, or an unreadable json.
     """
-    if cfg.dataset == "freihand" or cfg.skeleton:
+    if cfg.skeleton or (cfg.dataset == "freihand" and not cfg.train_sets):
         return get_skeleton(cfg.skeleton or "hand21")
+    if cfg.train_sets:
+        return sets_skeleton(cfg.train_sets)
     if not cfg.train_ann:
         raise HandposeError("config: dataset 'coco' needs train_ann")
     return skeleton_from_coco(read_coco_json(cfg.train_ann), cfg.train_ann)
@@ -159,6 +176,9 @@ def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tup
         HandposeError: missing data paths, an extra set whose keypoints differ from the main set's, or any reader
             error.
     """
+    if cfg.train_sets:
+        groups, skeleton = load_groups(cfg, split, per_instance)
+        return [r for _, records in groups for r in records], skeleton
     limit = cfg.limit_records or None
     if cfg.dataset == "freihand":
         if not cfg.data_root:
@@ -181,6 +201,24 @@ def load_records(cfg: TrainConfig, split: str, per_instance: bool = True) -> tup
     return records, skeleton
 
 
+def load_groups(cfg: TrainConfig, split: str, per_instance: bool = True
+                ) -> tuple[list[tuple[dict, list[Record]]], Skeleton]:
+    """The records of each set of the config's ``train_sets`` (``split="train"``) or ``val_sets`` (``"val"``) as
+    ``[(entry, records), ...]``, or of the one train / val split of a config without them (entry ``{"name": ""}``).
+
+    Raises:
+        HandposeError: as :func:`load_records`, naming the set.
+    """
+    if not cfg.train_sets:
+        records, skeleton = load_records(cfg, split, per_instance)
+        return [({"name": ""}, records)], skeleton
+    skeleton = config_skeleton(cfg)
+    entries = cfg.train_sets if split == "train" else cfg.val_sets
+    groups = [(entry, load_set(entry, skeleton, cfg.split, cfg.box_margin, per_instance, cfg.allow_outside_images,
+                               cfg.limit_records or None)) for entry in entries]
+    return groups, skeleton
+
+
 def normalization_name(cfg: TrainConfig) -> str:
     """``normalize``, or when empty the pretrained network's own (a known source), else ``dataset``."""
     if cfg.normalize:
@@ -195,15 +233,20 @@ def input_normalization(cfg: TrainConfig) -> tuple[list[float], list[float]] | N
     return None if name == "dataset" else NORMALIZATIONS[name]
 
 
-def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tuple[Dataset, Dataset, dict]:
-    """Train and val datasets plus the bundle metadata (mean/std computed on the train split).
+def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
+                   ) -> tuple[Dataset, Dataset | list[Dataset], dict, np.ndarray | None]:
+    """Train and val datasets (a list with one per ``val_sets`` entry when there are several), the bundle metadata
+    (mean/std computed on the train split), and the per-record probabilities an epoch is drawn with (``train_sets``
+    weights, :func:`handpose.data.sets.sampling_weights`; uniform with ``batches_per_epoch``; else None: one pass).
 
     Raises:
         HandposeError: data errors, or train and val splits with different keypoint sets.
     """
     bottom_up = codec_kind == "paf"
-    train_records, skeleton = load_records(cfg, "train", per_instance=not bottom_up)
-    val_records, val_skeleton = load_records(cfg, "val", per_instance=not bottom_up)
+    train_groups, skeleton = load_groups(cfg, "train", per_instance=not bottom_up)
+    val_groups, val_skeleton = load_groups(cfg, "val", per_instance=not bottom_up)
+    train_records = [r for _, records in train_groups for r in records]
+    val_records = [r for _, records in val_groups for r in records]
     skeleton = cfg.customise_skeleton(skeleton)  # flip_pairs, oks_sigmas, ...; refuses unswapped left/right flips
     if val_skeleton.num_keypoints != skeleton.num_keypoints:
         raise HandposeError(f"train data has {skeleton.num_keypoints} keypoints but val data "
@@ -220,11 +263,15 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
         val_ds = BottomUpDataset(val_records, skeleton, codec, mean, std, None, pad_mode=cfg.pad_mode)
     else:
         cache = cfg.cache_dir or cfg.cache
-        train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cache, pad_mode=cfg.pad_mode)
+        green = [float(entry.get("green_screen", 0.0)) for entry, records in train_groups for _ in records]
+        compositor = BackgroundCompositor.from_folder(cfg.backgrounds) if cfg.backgrounds else None
+        train_ds = KeypointDataset(train_records, skeleton, codec, augment=aug, cache=cache, pad_mode=cfg.pad_mode,
+                                   compositor=compositor, green_screen=green)
         mean, std = fixed or channel_stats(train_ds.raw(i)[0] for i in range(len(train_ds)))
         train_ds.mean, train_ds.std = mean, std
-        val_ds = KeypointDataset(val_records, skeleton, codec, mean, std, augment=None, cache=cache,
-                                 pad_mode=cfg.pad_mode)
+        val_ds = [KeypointDataset(records, skeleton, codec, mean, std, augment=None, cache=cache,
+                                  pad_mode=cfg.pad_mode) for _, records in val_groups]
+        val_ds = val_ds[0] if len(val_ds) == 1 else val_ds
     meta = {
         "format": FORMAT,
         "arch": cfg.model,
@@ -237,7 +284,16 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int) -> tu
         "pad_mode": cfg.pad_mode,
         "card": {"train_records": len(train_records), "val_records": len(val_records)},
     }
-    return train_ds, val_ds, meta
+    sampling = None
+    if cfg.train_sets:
+        sampling = sampling_weights([len(r) for _, r in train_groups],
+                                    [float(e.get("weight", 1.0)) for e, _ in train_groups])
+    elif cfg.batches_per_epoch:
+        sampling = np.full(len(train_records), 1.0 / len(train_records))
+    if cfg.train_sets:
+        meta["card"]["val_sets"] = [entry["name"] for entry, _ in val_groups]
+        meta["card"]["train_sets"] = {entry["name"]: len(records) for entry, records in train_groups}
+    return train_ds, val_ds, meta, sampling
 
 
 #: The last checkpoint before the newest, kept beside ``last.ckpt`` (a hard link) for when that one cannot be read.
@@ -426,16 +482,23 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     kind = output_kind(probe)
     if cfg.loss not in LOSSES_FOR[kind]:
         raise HandposeError(f"config: loss {cfg.loss!r} does not fit a {kind} model; use one of {LOSSES_FOR[kind]}")
-    train_ds, val_ds, meta = build_datasets(cfg, kind, int(getattr(probe, "stride", 1)))
+    train_ds, val_ds, meta, sampling = build_datasets(cfg, kind, int(getattr(probe, "stride", 1)))
     meta["card"]["config"] = cfg.to_dict()
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
     module = KeypointModule(meta, cfg.to_dict())
     loader_kw = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
-    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
+    if sampling is None:
+        order = {"shuffle": True}
+    else:  # drawn with replacement: batches_per_epoch batches, or one pass's worth
+        samples = cfg.batches_per_epoch * cfg.batch_size or len(train_ds)
+        order = {"sampler": WeightedRandomSampler(torch.from_numpy(sampling), samples, replacement=True)}
+    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, drop_last=len(train_ds) > cfg.batch_size, **order,
                           **loader_kw)
-    val_dl = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
+    val_dl = ([DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw) for ds in val_ds]
+              if isinstance(val_ds, list) else DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False,
+                                                          **loader_kw))
     # "best" is the lowest validation keypoint error where the model reports it (top-down), else the lowest loss
     monitor = "val_loss" if kind == "paf" or cfg.checkpoint_monitor == "val_loss" else "val_epe_px"
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="min")
