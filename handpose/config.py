@@ -45,9 +45,10 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "allow_outside_images": "COCO: accept image ``file_name`` entries that leave the images folder (absolute, "
                                 "or with ``..``); refused by default.",
         "skeleton": "built-in Skeleton name; empty for COCO means the json's category.",
-        "flip_pairs": "``[[left, right], ...]`` keypoint indices swapped by a horizontal flip (for sets with left "
-                      "and right parts; a single hand has none). Replaces the COCO category's ``flip_pairs``; a set "
-                      "whose names say left and right is refused without them when ``aug_flip`` > 0.",
+        "flip_pairs": "``[[left, right], ...]`` keypoints (0-based indices or names) swapped by a horizontal flip "
+                      "(for sets with left and right parts; a single hand has none). Replaces the COCO category's "
+                      "``flip_pairs``; a set whose names say left and right is refused without them when "
+                      "``aug_flip`` > 0.",
         "oks_sigmas": "K per-keypoint OKS sigmas for COCO AP (replaces the category's ``sigmas``; default the "
                       "built-in set's, else 0.025 each).",
         "keypoint_groups": "K group names, for drawing colours and per-group errors (replaces the category's "
