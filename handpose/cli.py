@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,12 @@ def predict(
     flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
     detect: bool = typer.Option(False, "--detect", help="whole photos: find every hand with the palm detector, "
                                 "crop each upright into the keypoint model (default then: mediapipe_hand_full) and "
-                                "map back; without it (the default for now) each image is one hand crop"),
+                                "map back (videos: hands tracked from frame to frame, the detector only when hands "
+                                "are missing); without it (the default for now) each image is one hand crop"),
+    max_hands: int = typer.Option(2, help="--detect on videos: hands tracked at most"),
+    redetect_every: int = typer.Option(10, help="--detect on videos: while some but fewer than --max-hands hands are "
+                                       "tracked, look for the others every N frames (1: every frame, as MediaPipe; "
+                                       "a lost hand is looked for at once)"),
     detector: str = typer.Option("full", help="--detect: MediaPipe's palm detector, full or lite"),
     min_score: float = typer.Option(0.0, help="drop instances whose score is below this (with --detect: detector "
                                     "score x presence; MediaPipe drops hands below 0.5 presence); 0 keeps all"),
@@ -160,8 +166,6 @@ def predict(
     try:
         if runtime not in ("torch", "onnx"):
             raise HandposeError(f"--runtime must be torch or onnx, got {runtime!r}")
-        if detect and videos:
-            raise HandposeError("--detect runs on images; videos are not yet tracked with the detector")
         image_overlays, video_overlays = _plan_overlays(overlay, paths, videos) if overlay else ([], [])
         model = model or ("mediapipe_hand_full" if detect else None)
         bundle = model
@@ -179,6 +183,11 @@ def predict(
             from handpose.detect.topdown import TopDownPipeline
 
             pipeline = TopDownPipeline(detector, predictor)
+        tracker = None
+        if detect and videos:
+            from handpose.detect.track import HandTracker
+
+            tracker = HandTracker(pipeline, max_hands, redetect_every=redetect_every)
         writer = JsonListWriter(json_out) if json_out is not None else None  # checked before any work
     except HandposeError as e:
         _fail(e)
@@ -223,16 +232,23 @@ def predict(
                     report(f"overlay: {e}")
         for source, out in zip(videos, video_overlays or [None] * len(videos), strict=True):
             smoother = OneEuroFilter(min_cutoff, beta) if smooth else None
+            start, n_frames = time.perf_counter(), 0
             try:
-                for fr in predict_video(predictor, source, out, smoother,
+                for fr in predict_video(tracker or predictor, source, out, smoother,
                                         lambda i, m, s=source: report(f"{s}: {m}"),
                                         progress=not quiet, batch_size=min(batch_size, 16)):
                     n_images += 1
+                    n_frames += 1
+                    fr.result = fr.result.above(min_score) if min_score > 0 else fr.result
                     if writer is not None:
                         writer.write(fr.to_json())
                     show(fr.result, f"{source} frame {fr.index}")
             except HandposeError as e:
                 report(str(e))
+            seconds = time.perf_counter() - start
+            console.print(f"{escape(str(source))}: {n_frames} frames in {seconds:.1f} s, "
+                          f"{n_frames / max(seconds, 1e-9):.1f} frames/s"
+                          + (f", palm detector on {tracker.detector_runs}" if tracker else ""), soft_wrap=True)
     except KeyboardInterrupt:
         stopped = 130
     except _Stopped:

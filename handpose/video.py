@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handpose.detect.track import HandTracker
 from handpose.errors import HandposeError
 from handpose.filters import OneEuroFilter
 from handpose.predict import Predictor
@@ -81,22 +82,61 @@ def read_frames(cap, on_error: Callable[[int, str], None]) -> Iterator[tuple[int
         index += 1
 
 
-def predict_video(predictor: Predictor, source: str | Path | int, overlay: str | Path | None = None,
+def _predictions(predictor: Predictor | HandTracker, frames: Iterator[tuple[int, np.ndarray]], name: str, fps: float,
+                 smoother: OneEuroFilter | None, batch_size: int) -> Iterator[tuple[int, np.ndarray, Result]]:
+    """``(index, frame, Result)`` per frame: a tracker one frame after the other, a Predictor in batches of
+    ``batch_size`` frames (then ``smoother`` runs over the whole frame's keypoints)."""
+    if isinstance(predictor, HandTracker):
+        for i, frame in frames:
+            yield i, frame, predictor(frame, i / fps, name)
+        return
+    batch: list[tuple[int, np.ndarray]] = []
+    while True:
+        item = next(frames, None)
+        if item is not None:
+            batch.append(item)
+        if batch and (item is None or len(batch) >= batch_size):
+            results = predictor.predict_arrays([f for _, f in batch], names=[name] * len(batch))
+            for (i, frame), res in zip(batch, results, strict=True):
+                if smoother is not None:
+                    res.keypoints = smoother(res.keypoints, i / fps).astype(np.float32)
+                yield i, frame, res
+            batch = []
+        if item is None:
+            return
+
+
+def draw_frame(frame: np.ndarray, res: Result, skeleton) -> np.ndarray:
+    """The frame with its hands drawn (:func:`handpose.visualize.draw_skeleton`) and, for tracked hands, each
+    track id (``#id``) beside the wrist. RGB ``(H, W, 3)`` uint8."""
+    drawn = draw_skeleton(frame, res.keypoints, skeleton)
+    for tid, kp in zip(getattr(res, "track_ids", None) if getattr(res, "track_ids", None) is not None else [],
+                       res.keypoints, strict=False):
+        x, y = (int(round(v)) for v in kp[0])
+        cv2.putText(drawn, f"#{tid}", (x + 4, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return drawn
+
+
+def predict_video(predictor: Predictor | HandTracker, source: str | Path | int, overlay: str | Path | None = None,
                   smoother: OneEuroFilter | None = None, on_error: Callable[[int, str], None] | None = None,
                   progress: bool = False, batch_size: int = 8) -> Iterator[FrameResult]:
     """Predict every frame of a video file or camera.
 
     Args:
-        predictor: the model runner.
+        predictor: the model runner: a :class:`~handpose.predict.Predictor` (each frame is one hand crop), or a
+            :class:`~handpose.detect.track.HandTracker` (every hand, tracked from frame to frame; it is
+            :meth:`~handpose.detect.track.HandTracker.reset` first, so that no track comes from another video).
         source: a video path or a camera index.
         overlay: write an annotated copy (``.mp4``, same size and frame rate) here.
-        smoother: a :class:`OneEuroFilter` applied to the keypoints over time (frame times from the frame rate).
-        on_error: called with ``(frame_index, message)`` for undecodable frames (default: ignore).
+        smoother: a :class:`OneEuroFilter` applied to the keypoints over time (frame times from the frame rate); with
+            a tracker it becomes the tracker's ``smoother`` (one filter per track, with these parameters).
+        on_error: called with ``(frame_index, message)`` for undecodable frames (default: ignore); the video goes on.
         progress: show a progress bar (rich).
-        batch_size: frames per forward pass.
+        batch_size: frames per forward pass (a Predictor; a tracker takes one frame at a time).
 
     Yields:
-        A :class:`FrameResult` per decoded frame, in order.
+        A :class:`FrameResult` per decoded frame, in order (a frame without hands: a Result with ``N = 0``).
 
     Raises:
         HandposeError: the source cannot be opened, or the overlay cannot be written.
@@ -105,6 +145,10 @@ def predict_video(predictor: Predictor, source: str | Path | int, overlay: str |
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     fps = fps if 0 < fps < 1000 else 30.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    if isinstance(predictor, HandTracker):
+        predictor.reset()
+        if smoother is not None:
+            predictor.smoother = smoother
     writer = None
     bar = None
     if progress:
@@ -115,32 +159,19 @@ def predict_video(predictor: Predictor, source: str | Path | int, overlay: str |
         bar.start()
         task = bar.add_task(escape(str(source)), total=total or None)  # a description is Rich markup
     try:
-        batch: list[tuple[int, np.ndarray]] = []
         frames = read_frames(cap, on_error or (lambda i, m: None))
-        while True:
-            item = next(frames, None)
-            if item is not None:
-                batch.append(item)
-            if batch and (item is None or len(batch) >= batch_size):
-                results = predictor.predict_arrays([f for _, f in batch], names=[str(source)] * len(batch))
-                for (i, frame), res in zip(batch, results, strict=True):
-                    if smoother is not None:
-                        res.keypoints = smoother(res.keypoints, i / fps).astype(np.float32)
-                    if overlay is not None:
-                        if writer is None:
-                            Path(overlay).parent.mkdir(parents=True, exist_ok=True)
-                            writer = cv2.VideoWriter(str(overlay), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                                     (frame.shape[1], frame.shape[0]))
-                            if not writer.isOpened():
-                                raise HandposeError(f"{overlay}: cannot write the annotated video")
-                        drawn = draw_skeleton(frame, res.keypoints, predictor.skeleton)
-                        writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-                    yield FrameResult(i, i / fps, res)
-                if bar is not None:
-                    bar.update(task, advance=len(batch))
-                batch = []
-            if item is None:
-                return
+        for i, frame, res in _predictions(predictor, frames, str(source), fps, smoother, batch_size):
+            if overlay is not None:
+                if writer is None:
+                    Path(overlay).parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(overlay), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                             (frame.shape[1], frame.shape[0]))
+                    if not writer.isOpened():
+                        raise HandposeError(f"{overlay}: cannot write the annotated video")
+                writer.write(cv2.cvtColor(draw_frame(frame, res, predictor.skeleton), cv2.COLOR_RGB2BGR))
+            yield FrameResult(i, i / fps, res)
+            if bar is not None:
+                bar.update(task, advance=1)
     finally:
         cap.release()
         if writer is not None:

@@ -57,6 +57,24 @@ class RotatedRect:
         return (local @ rot.T + np.asarray(self.center)).astype(np.float32)
 
 
+def rotation_towards(start: np.ndarray, end: np.ndarray, target_angle: float = ROI_TARGET_ANGLE) -> float:
+    """The rotation (radians, :class:`RotatedRect`'s sense) that turns the direction ``start -> end`` (``(x, y)``
+    pixels, y down) to ``target_angle`` (MediaPipe's ``ComputeRotation``)."""
+    (ax, ay), (bx, by) = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    return normalize_radians(target_angle - math.atan2(-(by - ay), bx - ax))
+
+
+def transform_rect(rect: RotatedRect, scale: float, shift_y: float) -> RotatedRect:
+    """``RectTransformationCalculator`` with ``square_long: true`` and ``shift_x: 0``: the centre moves by
+    ``shift_y * height`` along the rectangle's own y axis, then the rectangle becomes a square of its long side times
+    ``scale``. Pixels in and out."""
+    c, s = math.cos(rect.rotation), math.sin(rect.rotation)
+    cx = rect.center[0] - rect.height * shift_y * s
+    cy = rect.center[1] + rect.height * shift_y * c
+    side = max(rect.width, rect.height) * scale
+    return RotatedRect((cx, cy), side, side, rect.rotation)
+
+
 def roi_from_palm(box: np.ndarray, keypoints: np.ndarray, scale: float = ROI_SCALE, shift_y: float = ROI_SHIFT_Y,
                   start: int = 0, end: int = 2, target_angle: float = ROI_TARGET_ANGLE) -> RotatedRect:
     """The hand crop MediaPipe derives from one palm detection.
@@ -71,11 +89,6 @@ def roi_from_palm(box: np.ndarray, keypoints: np.ndarray, scale: float = ROI_SCA
         The square :class:`RotatedRect` (side = ``scale * max(box width, box height)``), pixels.
     """
     x0, y0, x1, y1 = (float(v) for v in box)
-    w, h = x1 - x0, y1 - y0
-    (ax, ay), (bx, by) = np.asarray(keypoints, np.float64)[[start, end]]
-    rotation = normalize_radians(target_angle - math.atan2(-(by - ay), bx - ax))
-    c, s = math.cos(rotation), math.sin(rotation)
-    cx = (x0 + x1) / 2 - h * shift_y * s
-    cy = (y0 + y1) / 2 + h * shift_y * c
-    side = max(w, h) * scale
-    return RotatedRect((cx, cy), side, side, rotation)
+    kp = np.asarray(keypoints, np.float64)
+    rotation = rotation_towards(kp[start], kp[end], target_angle)
+    return transform_rect(RotatedRect(((x0 + x1) / 2, (y0 + y1) / 2), x1 - x0, y1 - y0, rotation), scale, shift_y)
