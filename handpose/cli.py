@@ -35,8 +35,8 @@ def train(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train a model; writes checkpoints, CSV logs, the resolved config and model.pt under out_dir/name."""
+    from handpose.api import train as run_train
     from handpose.config import load_config
-    from handpose.train import train as run_train
 
     try:
         cfg = load_config(config, set_)
@@ -120,6 +120,24 @@ def _plan_overlays(overlay: Path, images: list[Path], videos: list[str]) -> tupl
     return overlay_names(images, overlay, ".png", inputs), overlay_names(videos, overlay, ".mp4", inputs)
 
 
+def _coco_image_ids(ann: Path, paths: list[Path], videos: list[str], skeleton) -> tuple[dict[str, int], int]:
+    """``({file: image_id}, category_id)`` for ``predict --coco-images`` (:class:`handpose.result.CocoImages`).
+
+    Raises:
+        HandposeError: videos among the inputs, a category with another keypoint count than the model's, files
+            that match no image of the json.
+    """
+    from handpose.result import CocoImages
+
+    if videos:
+        raise HandposeError("--coco-images gives image files their COCO image_id; predict videos without it")
+    index = CocoImages.read(ann)
+    if index.keypoints and len(index.keypoints) != skeleton.num_keypoints:
+        raise HandposeError(f"--coco-images {ann}: category {index.category_id} has {len(index.keypoints)} "
+                            f"keypoints, the model {skeleton.num_keypoints} ({skeleton.name})")
+    return index.image_ids(paths), index.category_id
+
+
 @app.command()
 def predict(
     inputs: list[str] = typer.Argument(..., help="image files, folders, glob patterns, videos or a camera index"),
@@ -150,6 +168,11 @@ def predict(
     min_score: float = typer.Option(0.0, help="drop instances whose score is below this (with --detect: detector "
                                     "score x presence; MediaPipe drops hands below 0.5 presence); 0 keeps all"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
+    coco_images: Path = typer.Option(None, "--coco-images", help="a COCO json: every --json entry gets the "
+                                     "image_id of its file (the image whose file_name ends the file's path) and "
+                                     "the json's keypoint category_id: COCO results that pycocotools' loadRes "
+                                     "reads (file_name kept)"),
+    progress: bool = typer.Option(True, help="progress bar with ETA over several image files (on a terminal)"),
 ) -> None:
     """Predict keypoints; bad files and frames are reported and skipped, and the exit code is 1 if any failed
     (130 after Ctrl-C, 143 after SIGTERM, the results so far written)."""
@@ -157,6 +180,7 @@ def predict(
     from handpose.data.image import read_image
     from handpose.filters import OneEuroFilter
     from handpose.predict import Predictor, expand_inputs
+    from handpose.progress import track
     from handpose.video import is_video_source, predict_video
     from handpose.visualize import draw_skeleton, save_image
 
@@ -188,6 +212,7 @@ def predict(
             from handpose.detect.track import HandTracker
 
             tracker = HandTracker(pipeline, max_hands, redetect_every=redetect_every)
+        coco_ids = _coco_image_ids(coco_images, paths, videos, predictor.skeleton) if coco_images else None
         writer = JsonListWriter(json_out) if json_out is not None else None  # checked before any work
     except HandposeError as e:
         _fail(e)
@@ -218,11 +243,11 @@ def predict(
                                           max_pixels=max_pixels or None) if pipeline is not None else
                    predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers,
                                            max_pixels=max_pixels or None))
-        for res in results:
+        for res in track(results, len(paths), "predict", progress and len(paths) > 1):
             n_images += 1
             res = res.above(min_score) if min_score > 0 else res
             if writer is not None:
-                writer.write(res.to_coco())
+                writer.write(res.to_coco(coco_ids[0][res.file_name], coco_ids[1]) if coco_ids else res.to_coco())
             show(res, res.file_name)
             if overlay is not None:
                 try:
@@ -286,19 +311,16 @@ def _on_sigterm(handler):
 
 def _labelled_records(freihand: Path | None, split: str, coco: Path | None, images: Path | None, margin: float,
                       skeleton=None, allow_outside: bool = False):
-    """Records of a FreiHAND split or of a COCO json (one crop per annotation), and their Skeleton."""
-    from handpose.data.coco import load_coco
-    from handpose.data.freihand import load_freihand
-    from handpose.skeleton import HAND21
+    """Records of a FreiHAND split or of a COCO json (one crop per annotation), and their Skeleton
+    (:func:`handpose.api.labelled_records`)."""
+    from handpose.api import labelled_records
 
-    if freihand is not None:
-        skeleton = skeleton or HAND21
-        return load_freihand(freihand, split, skeleton=skeleton), skeleton
-    if coco is not None:
-        if images is None:
-            raise HandposeError("--coco needs --images (the image folder)")
-        return load_coco(coco, images, skeleton, margin=margin, allow_outside=allow_outside)
-    raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
+    if freihand is None and coco is None:
+        raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
+    if freihand is None and images is None:
+        raise HandposeError("--coco needs --images (the image folder)")
+    return labelled_records(freihand, split, None, margin, skeleton, allow_outside) if freihand is not None else \
+        labelled_records(coco, split, images, margin, skeleton, allow_outside)
 
 
 FREIHAND_OPT = typer.Option(None, "--freihand", help="a FreiHAND-layout folder")
@@ -324,53 +346,47 @@ def evaluate(
     report: Path = typer.Option(None, help="folder for metrics.json and plots"),
     batch_size: int = typer.Option(32),
     flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
+    limit: int = typer.Option(0, help="evaluate the first N records only (0: all)"),
+    progress: bool = typer.Option(True, help="progress bar with ETA (on a terminal)"),
 ) -> None:
     """Mean/median/percentile keypoint error (px and %), per finger, PCK, AUC, within-0.1/0.01 shares."""
+    import warnings
+
+    from handpose.api import evaluate as run_evaluation
     from handpose.bundle import load_model
-    from handpose.evaluate import DEFAULT_BOX_MARGIN, format_table, model_box_margin, write_report
-    from handpose.evaluate import evaluate as run_eval
+    from handpose.evaluate import format_table
 
     try:
         bundle = load_model(model)
-        if bundle.codec.kind == "paf":  # bottom-up: whole images, COCO AP
-            from handpose.evaluate import evaluate_bottom_up
-
-            if coco is None or images is None:
-                raise HandposeError("a bottom-up model is evaluated on --coco JSON --images FOLDER")
-            summary = evaluate_bottom_up(bundle, coco, images, batch_size)
-            console.print_json(json.dumps(summary))
-            if json_out is not None:
-                json_out.parent.mkdir(parents=True, exist_ok=True)
-                json_out.write_text(json.dumps(summary, indent=2))
-            return
-        own = model_box_margin(bundle)
-        if freihand is None and coco is not None:
-            if margin is None:
-                margin = DEFAULT_BOX_MARGIN if own is None else own
-                console.print(f"COCO crops: margin {margin:g} per side " + (
-                    "(the model's training box_margin)" if own is not None else
-                    "(the default: the model records no training box_margin)"))
-            elif own is not None and margin != own:
-                err_console.print(f"[yellow]warning:[/yellow] --margin {margin:g}, but the model was trained on crops "
-                                  f"with box_margin {own:g}: its errors here are not those of its training crops")
-        records, _ = _labelled_records(freihand, split, coco, images, margin, bundle.skeleton, allow_outside)
-        ev = run_eval(bundle, records, batch_size, flip_test)
+        if freihand is None and coco is None:
+            raise HandposeError("give --freihand FOLDER or --coco JSON --images FOLDER")
+        if freihand is None and images is None:
+            raise HandposeError("--coco needs --images (the image folder)")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = run_evaluation(bundle, freihand if freihand is not None else coco, split=split,
+                                     images=images, margin=margin, allow_outside=allow_outside,
+                                     batch_size=batch_size, flip_test=flip_test, limit=limit, report=report,
+                                     json_path=json_out, progress=progress)
     except HandposeError as e:
         _fail(e)
-    summary = ev.summary()
-    if freihand is None:
-        summary["box_margin"] = margin
-    table = Table(title=escape(f"{len(records)} images, model {model or 'default'}"))
+    for w in caught:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", soft_wrap=True)
+    if bundle.codec.kind == "paf":  # bottom-up: COCO AP
+        console.print_json(json.dumps(summary))
+        return
+    source = summary.get("box_margin_source")
+    if source in ("model", "default"):
+        console.print(f"COCO crops: margin {summary['box_margin']:g} per side " + (
+            "(the model's training box_margin)" if source == "model" else
+            "(the default: the model records no training box_margin)"))
+    table = Table(title=escape(f"{summary['n_images']} images, model {model or 'default'}"))
     table.add_column("metric")
     table.add_column("value")
     for row in format_table(summary):
         table.add_row(*row)
     console.print(table)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(summary, indent=2))
     if report is not None:
-        write_report(ev, summary, report, plots=True, skeleton=bundle.skeleton)
         console.print(f"report in {escape(str(report))}")
 
 
@@ -416,30 +432,16 @@ def export(
     calibration: list[str] = typer.Option(None, help="images for int8 calibration (files, folders, globs)"),
 ) -> None:
     """Export a model to ONNX (dynamic batch, preprocessing in the metadata) and check it against PyTorch."""
-    from handpose.data.image import read_image
-    from handpose.export import export_onnx, quantize_int8
-    from handpose.predict import expand_inputs
+    from handpose.api import export as run_export
 
     try:
-        if format != "onnx":
-            raise HandposeError(f"--format {format!r}: only onnx is supported")
-        if model in ("palm_detection_full", "palm_detection_lite"):  # a detector, not a keypoint model
-            from handpose.detect import PalmDetector
-
-            diff = PalmDetector(model.rsplit("_", 1)[1]).export_onnx(out, opset)
-            console.print(f"wrote {out}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
-            return
-        diff = export_onnx(model, out, opset)
-        console.print(f"wrote {escape(str(out))}; max |PyTorch - onnxruntime| on a test batch: {diff:.3g}")
-        if int8 is not None:
-            paths, problems = expand_inputs(calibration or [])
-            if problems or not paths:
-                raise HandposeError("--int8 needs --calibration images: " + "; ".join(m for _, m in problems))
-            quantize_int8(out, int8, [read_image(p) for p in paths])
-            console.print(escape(f"wrote {int8} (int8, calibrated on {len(paths)} images); measure its accuracy "
-                                 f"with `handpose evaluate --model {int8}`"))
+        done = run_export(model, out, format=format, opset=opset, int8=int8, calibration=calibration)
     except HandposeError as e:
         _fail(e)
+    console.print(f"wrote {escape(str(out))}; max |PyTorch - onnxruntime| on a test batch: {done['max_abs_diff']:.3g}")
+    if done["int8"]:
+        console.print(escape(f"wrote {int8} (int8, calibrated on {done['calibration_images']} images); measure its "
+                             f"accuracy with `handpose evaluate --model {int8}`"))
 
 
 @app.command("import-weights")

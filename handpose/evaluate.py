@@ -16,6 +16,7 @@ from handpose.data.records import Record
 from handpose.data.transforms import apply_affine, box_to_input_affine
 from handpose.errors import HandposeError
 from handpose.predict import Predictor
+from handpose.progress import track
 from handpose.result import Result
 from handpose.skeleton import Skeleton, keypoint_index_map
 
@@ -119,8 +120,11 @@ class Evaluation:
 
 
 def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batch_size: int = 32,
-             flip_test: bool = False) -> Evaluation:
+             flip_test: bool = False, progress: bool = False) -> Evaluation:
     """Predict every record (its box, or the whole image) and pair the predictions with the labels.
+
+    Args:
+        progress: show a progress bar with ETA (:func:`handpose.progress.track`; on a terminal only).
 
     Raises:
         HandposeError: no records, a record with several instances, a keypoint count that disagrees with the
@@ -138,8 +142,8 @@ def evaluate(model: ModelBundle | str | Path | None, records: list[Record], batc
     def fail(path, err):
         raise HandposeError(f"evaluate: {err}")
 
-    results = list(predictor.predict_paths([r.image_path for r in records], [r.box for r in records], fail,
-                                           exif_transpose=False))
+    results = list(track(predictor.predict_paths([r.image_path for r in records], [r.box for r in records], fail,
+                                                 exif_transpose=False), len(records), "evaluate", progress))
     size = predictor.bundle.input_size
     pred, gt, pin, gin, sizes, boxes = [], [], [], [], [], []
     for r, res in zip(records, results, strict=True):

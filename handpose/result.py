@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
 
 
@@ -77,19 +80,25 @@ class Result:
             return None
         return ["right" if p >= 0.5 else "left" for p in np.asarray(self.handedness)]
 
-    def to_coco(self) -> list[dict]:
+    def to_coco(self, image_id: int | None = None, category_id: int | None = None) -> list[dict]:
         """COCO results form plus the file name: one dict per instance with
         ``{"file_name", "keypoints": [x1, y1, s1, ..., xK, yK, sK], "score"}``; a keypoint that was not found
         is written as ``0, 0, 0``. Results of a detector add ``"bbox"`` (``boxes``), ``"detection_score"``,
         ``"presence"``, ``"handedness"`` (``"left"`` / ``"right"``) with ``"handedness_score"`` (the probability of
-        that label) and ``"region"`` (``regions``), each only when present."""
+        that label) and ``"region"`` (``regions``), each only when present.
+
+        Args:
+            image_id, category_id: written as ``"image_id"`` / ``"category_id"`` when given: with them the list is
+                COCO keypoint results that pycocotools' ``COCO.loadRes`` reads (see :class:`CocoImages`).
+        """
         out = []
+        ids = {k: v for k, v in (("image_id", image_id), ("category_id", category_id)) if v is not None}
         labels = self.handedness_labels
         for n, (kp, sc, s) in enumerate(zip(self.keypoints, self.scores, self.instance_scores, strict=True)):
             found = np.isfinite(kp).all(axis=1)
             flat = np.concatenate([np.where(found[:, None], kp, 0.0), np.where(found, sc, 0.0)[:, None]],
                                   axis=1).reshape(-1)
-            entry = {"file_name": self.file_name, "keypoints": [round(float(v), 3) for v in flat],
+            entry = {**ids, "file_name": self.file_name, "keypoints": [round(float(v), 3) for v in flat],
                      "score": round(float(s), 5)}
             if self.detection_scores is not None:
                 entry["bbox"] = [round(float(v), 2) for v in self.boxes[n]]
@@ -104,3 +113,72 @@ class Result:
                 entry["region"] = [round(float(v), 4) for v in self.regions[n]]
             out.append(entry)
         return out
+
+
+@dataclass
+class CocoImages:
+    """The ``images`` and keypoint category of a COCO json, to give predictions their ``image_id`` and
+    ``category_id`` (COCO results, read by pycocotools' ``COCO.loadRes`` against that json).
+
+    A file is matched to the image whose ``file_name`` is the end of the file's path: ``photos/000123.jpg``
+    matches ``000123.jpg`` and ``photos/000123.jpg``, not ``other/000123.jpg`` (the longest match wins).
+
+    Attributes:
+        path: the json.
+        category_id: the first category with ``keypoints`` (else the first category).
+        keypoints: that category's keypoint names.
+        by_parts: ``file_name`` split into path parts -> image id.
+    """
+
+    path: Path
+    category_id: int
+    keypoints: list[str]
+    by_parts: dict[tuple[str, ...], int]
+
+    @classmethod
+    def read(cls, path: str | Path) -> CocoImages:
+        """Read a COCO json (:func:`handpose.data.coco.read_coco_json`).
+
+        Raises:
+            HandposeError: the reader's errors, a json without categories, or an image without ``id`` /
+                ``file_name``.
+        """
+        from handpose.data.coco import read_coco_json
+
+        path = Path(path)
+        data = read_coco_json(path)
+        if not data["categories"]:
+            raise HandposeError(f"{path}: no categories (COCO results need a category_id)")
+        category = next((c for c in data["categories"] if c.get("keypoints")), data["categories"][0])
+        by_parts = {}
+        for i, im in enumerate(data["images"]):
+            if "id" not in im or not im.get("file_name"):
+                raise HandposeError(f"{path}: images[{i}] lacks an id or a file_name")
+            by_parts[Path(im["file_name"]).parts] = im["id"]
+        return cls(path, category["id"], list(category.get("keypoints") or []), by_parts)
+
+    def image_id(self, file: str | Path) -> int | None:
+        """The id of the image ``file`` is (the longest ``file_name`` that ends its path), or None."""
+        parts = Path(file).resolve().parts if Path(file).exists() else Path(file).parts
+        for n in range(len(parts), 0, -1):
+            if (found := self.by_parts.get(parts[-n:])) is not None:
+                return found
+        return None
+
+    def image_ids(self, files: Sequence[str | Path]) -> dict[str, int]:
+        """``{str(file): image id}`` for every file.
+
+        Raises:
+            HandposeError: files that match no image of the json (the first few named).
+        """
+        ids, missing = {}, []
+        for f in files:
+            found = self.image_id(f)
+            if found is None:
+                missing.append(str(f))
+            else:
+                ids[str(f)] = found
+        if missing:
+            raise HandposeError(f"{self.path}: {len(missing)} file(s) match no image file_name (the end of the path): "
+                                + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        return ids

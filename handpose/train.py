@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerStatus
@@ -31,6 +31,8 @@ from handpose.errors import HandposeError
 from handpose.losses import LOSSES, LOSSES_FOR, masked_l2
 from handpose.models.pretrained import NORMALIZATIONS, load_pretrained_into, source_of
 from handpose.models.zoo import create_model, output_kind
+from handpose.plots import plot_training_curves
+from handpose.progress import TrainProgressBar
 from handpose.runtime import tune_malloc
 from handpose.skeleton import Skeleton, get_skeleton
 
@@ -457,7 +459,8 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     """Run one training: data checks, Lightning fit with checkpoints, then export ``model.pt`` from the best one.
 
     Writes into ``cfg.run_dir``: ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``, CSV logs under
-    ``logs/``, and ``model.pt`` (a :class:`~handpose.bundle.ModelBundle`).
+    ``logs/`` with their curves in ``results.png`` (:mod:`handpose.plots`), and ``model.pt`` (a
+    :class:`~handpose.bundle.ModelBundle`).
 
     Returns:
         ``{"model": path, "best_checkpoint": path, "monitor": name, "best_score": float, "epochs": int,
@@ -510,7 +513,7 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop_patience, mode="min"))
     if progress:
-        callbacks.append(RichProgressBar())
+        callbacks.append(TrainProgressBar())  # epochs from 1, metrics with their units, whole-run ETA
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=cfg.max_epochs, max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
@@ -544,5 +547,7 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
                               f"best_{result['monitor']}": result["best_score"]}, cfg.pad_mode)
         _save_bundle(bundle, run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
+    if trainer.is_global_zero:  # loss, learning rate and validation error curves from the CSV log
+        result["results_png"] = str(plot_training_curves(run_dir))
     return result
 

@@ -4,6 +4,7 @@ of another size."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -179,7 +180,7 @@ def test_sigterm_saves_and_exits_143(small_freihand, tmp_path):
 
 
 def test_truncated_stage_model_is_trained_again(tmp_path, monkeypatch, capsys):
-    import handpose.train as train_module
+    train_module = importlib.import_module("handpose.train")  # handpose.train is the function
     from handpose.bundle import bundled_models
 
     bundle = load_model(bundled_models()[0])
@@ -207,7 +208,7 @@ def test_a_failed_checkpoint_save_stops_the_run_loudly(tmp_path, monkeypatch):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    import handpose.train as train_module
+    train_module = importlib.import_module("handpose.train")  # handpose.train is the function
 
     class Tiny(L.LightningModule):  # the smallest fit: what matters is what happens to the save's error
         def __init__(self):
