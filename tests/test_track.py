@@ -45,6 +45,7 @@ CORRUPT = 3
 #: Frames where both hands are in view and tracked, the photo moved by at most 8 px since the last decoded frame.
 TRACKED = [1, 2, 4, 5, 20, 21]
 OUT = [13, 14, 15]  # frames without a hand in view
+SHORT = 10  # frames of the clip given to the command line
 #: Bounds: mean keypoint error of a tracked hand to the shifted labels (measured at most 5.5 px; per-frame detection
 #: 6.3 px), and mean distance to per-frame detection on the same frame (measured at most 3.3 px).
 TOL_LABELS = 8.0
@@ -88,6 +89,13 @@ def labels(hands_coco) -> np.ndarray:
 def clip(hands_coco, tmp_path_factory):
     photo = read_image(hands_coco[1] / PHOTO, exif_transpose=False)
     return make_pan_clip(tmp_path_factory.mktemp("track") / "pan.avi", photo, SHIFTS, corrupt=(CORRUPT,))
+
+
+@pytest.fixture(scope="module")
+def short_clip(hands_coco, tmp_path_factory):
+    """The clip's first :data:`SHORT` frames (tracking is causal: their results are the whole clip's)."""
+    photo = read_image(hands_coco[1] / PHOTO, exif_transpose=False)
+    return make_pan_clip(tmp_path_factory.mktemp("track") / "short.avi", photo, SHIFTS[:SHORT], corrupt=(CORRUPT,))
 
 
 @pytest.fixture(scope="module")
@@ -167,17 +175,17 @@ def test_hands_leaving_the_frame_are_lost_and_found_again(tracked):
     assert (back.presence >= 0.5).all()
 
 
-def test_cli_tracks_the_video_with_one_filter_per_track(tracked, clip, tmp_path):
+def test_cli_tracks_the_video_with_one_filter_per_track(tracked, short_clip, tmp_path):
     from handpose.cli import app
 
     out = tmp_path / "track.json"
-    r = CliRunner().invoke(app, ["predict", str(clip), "--detect", "--smooth", "--min-cutoff", "1.0", "--beta", "0.01",
-                                 "--json", str(out), "-q"])
+    r = CliRunner().invoke(app, ["predict", str(short_clip), "--detect", "--smooth", "--min-cutoff", "1.0", "--beta",
+                                 "0.01", "--json", str(out), "-q"])
     assert r.exit_code == 1, r.output  # the corrupt frame counts as a failure; every other frame is written
     assert f"frame {CORRUPT} could not be decoded" in r.output and "frames/s" in r.output
-    assert f"palm detector on {len(tracked['runs'])}" in r.output
+    assert f"palm detector on {sum(i < SHORT for i in tracked['runs'])}" in r.output
     entries = json.loads(out.read_text())
-    frames = tracked["frames"]
+    frames = {i: res for i, res in tracked["frames"].items() if i < SHORT}
     assert len(entries) == sum(len(res.keypoints) for res in frames.values())
     assert CORRUPT not in {e["frame"] for e in entries}
     # the smoothed keypoints are each track's raw keypoints through its own One-Euro filter (frame times)
