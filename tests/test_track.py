@@ -235,3 +235,27 @@ def test_bad_input(pipeline):
     # a frame without hands: an empty result, and the detector ran on it
     res = tracker(np.zeros((120, 160, 3), np.uint8))
     assert res.keypoints.shape == (0, 21, 2) and res.track_ids.shape == (0,) and tracker.detector_runs == 1
+
+
+def test_overlay_draws_each_track_id_beside_its_wrist(tracked, clip):
+    from handpose.video import draw_frame
+    from handpose.visualize import draw_skeleton
+
+    frame = dict(read_frames(open_video(clip), lambda i, m: None))[0]
+    res = tracked["frames"][0]
+    drawn, plain = draw_frame(frame, res, res.skeleton), draw_skeleton(frame, res.keypoints, res.skeleton)
+    changed = np.argwhere((drawn != plain).any(axis=2))  # (row, col) of the id labels' pixels
+    assert len(changed) > 20
+    wrists = res.keypoints[:, 0]
+    # every changed pixel lies in the label box right of and below a wrist; each wrist has its label
+    near = [(changed[:, 1] >= x) & (changed[:, 1] <= x + 40) & (changed[:, 0] >= y) & (changed[:, 0] <= y + 20)
+            for x, y in wrists]
+    assert np.logical_or.reduce(near).all() and all(n.any() for n in near)
+
+
+def test_detector_looks_for_more_hands_every_n_frames(pipeline, clip):
+    tracker = HandTracker(pipeline, max_hands=3, redetect_every=3)  # two hands in view: always fewer than 3
+    decoded = [f for _, f in zip(range(5), read_frames(open_video(clip), lambda i, m: None), strict=False)]
+    ids = [tracker(frame, i / FPS).track_ids.tolist() for i, (_, frame) in enumerate(decoded)]
+    assert tracker.detector_runs == 2  # the first frame, then the 3rd frame after it
+    assert all(sorted(t) == [0, 1] for t in ids)  # its detections of the tracked hands start no track
