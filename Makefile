@@ -34,6 +34,7 @@ bench: $(VENV)/.dev .venv-mediapipe/.installed
 	$(PY) benchmarks/bench_mediapipe.py --mediapipe-python .venv-mediapipe/bin/python
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_grouping.py
+	$(PY) benchmarks/bench_photos.py --mediapipe-python .venv-mediapipe/bin/python
 
 # The small-data tutorial on 60 real photos with 12 keypoints, from MediaPipe's pretrained hand network (shipped);
 # ends with one JSON line of its figures beside the article's.

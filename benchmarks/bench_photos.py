@@ -1,0 +1,301 @@
+"""Every hand in whole photos: handpose top-down (PyTorch and onnxruntime) beside MediaPipe Hands, in one run.
+
+    python benchmarks/bench_photos.py [--mediapipe-python .venv-mediapipe/bin/python] [--per-count 10]
+        [--counts 1 2 4 8] [--hgcnn 73] [--threads 1] [--bottom-up runs/hands_openpose/model.pt]
+
+Photo sets (people's labels throughout):
+
+- ``coco held-out``: the 10 held-out coco-wholebody-hands photos (``out/multi/hands_heldout.json``, written by
+  ``examples/multi/split_hands.py``, run here when missing): 28 hands, many small;
+- ``hgcnn``: hgcnn-freihand val photos (256 x 256, one hand each);
+- ``composite N``: for N in 1, 2, 4, 8, ``--per-count`` 640 x 480 photos with N hgcnn-freihand *train* hands
+  (48-160 px, turned up to 45 degrees, half of them mirrored) pasted into coco-person-mini train2017 photos
+  (:mod:`handpose.data.composite`; only backgrounds whose people all have both wrists labelled; their hands are
+  ignore regions).
+
+Pipelines: ``handpose torch`` and ``handpose onnx``: :class:`handpose.detect.topdown.TopDownPipeline`
+(palm_detection_full + mediapipe_hand_full) in PyTorch and in onnxruntime (the two files exported once into the
+cache folder), both with ``--threads`` threads; ``mediapipe``: MediaPipe Hands 0.10.21
+(``static_image_mode=True``, ``max_num_hands=20``, ``model_complexity`` 1) in its own environment
+(``benchmarks/_mediapipe_worker.py``). A hand counts when its
+presence is at least 0.5, MediaPipe's own rule for dropping landmarks (handpose: ``Result.presence``; MediaPipe
+applies it inside). Optional: a bottom-up hand model (``--bottom-up``, a PAF model trained here; the imported
+``lightweight_openpose_coco`` is a body model and is not run).
+
+Per set and pipeline: ``found`` = labelled hands matched by a kept hand (one to one, closest first; a pair matches
+when the mean distance over the label's keypoints is below half the longer side of its keypoint box), ``extra`` =
+kept hands matched to no label and outside the ignore regions (on coco photos these include real hands without a
+label), ``err px`` = mean keypoint error of the found hands (pixels of the photo), ``AP`` = COCO keypoint AP
+(pycocotools, hand OKS sigmas of COCO-WholeBody, :func:`handpose.coco_eval.coco_keypoint_ap`; ranked by handpose's
+``detection score x presence`` and by MediaPipe's handedness confidence, the only per-hand score its API gives),
+``ms`` = median milliseconds per photo (one photo at a time, decoded beforehand; detector, crops, keypoints and
+back-mapping included). Then the composites' hands found by hand size, ms against the number of pasted hands
+(with a straight-line fit), and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handpose.coco_eval import coco_keypoint_ap
+from handpose.data import load_coco, load_freihand
+from handpose.data.composite import (
+    CANVAS_SIZE,
+    HandCrop,
+    background_regions,
+    compose,
+    keypoint_box,
+    wrists_labelled,
+    write_composites,
+)
+from handpose.data.image import read_image
+from handpose.detect.topdown import TopDownPipeline
+from handpose.skeleton import HAND21
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+HELDOUT = REPO / "out" / "multi" / "hands_heldout.json"
+MIN_PRESENCE = 0.5
+#: Hand size bins (px, longer side of the keypoint box) of the found-by-size table.
+SIZE_BINS = ((0, 64), (64, 96), (96, 128), (128, 1000))
+
+
+@dataclass
+class PhotoSet:
+    """Photos and their COCO labels (``gt``: images in ``paths`` order, ``ids`` their image ids)."""
+
+    name: str
+    paths: list[Path]
+    gt: dict
+    ids: list[int]
+    hands: int = 0  # pasted hands per photo (composites)
+
+
+@dataclass
+class Run:
+    """One pipeline on one set: per photo the kept hands ``(n, 21, 2)``, their scores ``(n,)`` and milliseconds."""
+
+    keypoints: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+
+
+def coco_set() -> PhotoSet:
+    if not HELDOUT.is_file():
+        subprocess.run([sys.executable, str(REPO / "examples" / "multi" / "split_hands.py")], cwd=REPO, check=True)
+    gt = json.loads(HELDOUT.read_text())
+    images = DATA / "coco-wholebody-hands" / "images"
+    return PhotoSet("coco held-out", [images / im["file_name"] for im in gt["images"]], gt,
+                    [im["id"] for im in gt["images"]])
+
+
+def hgcnn_set(limit: int | None) -> PhotoSet:
+    records = load_freihand(DATA / "hgcnn-freihand", "val", limit=limit)
+    images, anns = [], []
+    for i, r in enumerate(records):
+        images.append({"id": i + 1, "file_name": r.image_path.name, "width": 256, "height": 256})
+        box = keypoint_box(r.keypoints[0], r.visible[0])
+        trip = np.concatenate([r.keypoints[0], r.visible[0][:, None].astype(np.float32)], axis=1)
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "keypoints": trip.reshape(-1).tolist(),
+                     "num_keypoints": int((r.visible[0] > 0).sum()), "bbox": box.tolist(),
+                     "area": float(box[2] * box[3]), "iscrowd": 0})
+    gt = {"images": images, "annotations": anns,
+          "categories": [{"id": 1, "name": "hand", "keypoints": list(HAND21.keypoints)}]}
+    return PhotoSet("hgcnn", [r.image_path for r in records], gt, [im["id"] for im in images])
+
+
+def composite_sets(counts: list[int], per_count: int, seed: int, folder: Path) -> list[PhotoSet]:
+    crops = [HandCrop.from_record(r) for r in load_freihand(DATA / "hgcnn-freihand", "train")]
+    people = DATA / "coco-person-mini"
+    backgrounds, _ = load_coco(people / "annotations" / "person_keypoints_train2017.json", people / "train2017",
+                               per_instance=False)
+    backgrounds = [b for b in backgrounds if wrists_labelled(b)]
+    rng = np.random.default_rng(seed)
+    sets = []
+    for n in counts:
+        made = []
+        for _ in range(per_count):
+            b = backgrounds[int(rng.integers(len(backgrounds)))]
+            pick = rng.choice(len(crops), size=n, replace=False)
+            made.append(compose(read_image(b.image_path), [crops[i] for i in pick], rng, background_regions(b),
+                                CANVAS_SIZE, background_name=b.record_id))
+        ann = write_composites(made, folder, HAND21, prefix=f"hands{n}")
+        gt = json.loads(ann.read_text())
+        sets.append(PhotoSet(f"composite {n}", [folder / im["file_name"] for im in gt["images"]], gt,
+                             [im["id"] for im in gt["images"]], n))
+    return sets
+
+
+def run_topdown(pipeline: TopDownPipeline, images: list[np.ndarray]) -> Run:
+    for _ in range(2):
+        pipeline(images[0])
+    run = Run()
+    for image in images:
+        t = time.perf_counter()
+        res = pipeline(image)
+        run.ms.append(1000 * (time.perf_counter() - t))
+        keep = res.presence >= MIN_PRESENCE
+        run.keypoints.append(res.keypoints[keep])
+        run.scores.append(res.instance_scores[keep])
+    return run
+
+
+def run_bottom_up(predictor, images: list[np.ndarray]) -> Run:
+    predictor.predict_arrays(images[:1])
+    run = Run()
+    for image in images:
+        t = time.perf_counter()
+        res = predictor.predict_arrays([image])[0]
+        run.ms.append(1000 * (time.perf_counter() - t))
+        run.keypoints.append(res.keypoints)
+        run.scores.append(res.instance_scores)
+    return run
+
+
+def run_mediapipe(python: str, paths: list[Path], complexity: int, max_hands: int) -> Run:
+    env = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([python, str(REPO / "benchmarks" / "_mediapipe_worker.py"), str(complexity),
+                          str(max_hands)], input=json.dumps([str(p) for p in paths]), capture_output=True, text=True,
+                         check=True, env=env)
+    run = Run()
+    for row in json.loads(out.stdout.strip().splitlines()[-1]):
+        run.keypoints.append(np.asarray(row["hands"], np.float32).reshape(-1, 21, 2))
+        run.scores.append(np.asarray(row["handedness"], np.float32))
+        run.ms.append(row["ms"])
+    return run
+
+
+def score(photos: PhotoSet, run: Run) -> dict:
+    """found / extra / mean error of found hands / COCO AP / median ms (see the module doc)."""
+    by_image: dict[int, list[dict]] = {}
+    for a in photos.gt["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    found, extra, labelled, errors, detections, sizes = 0, 0, 0, [], [], []
+    for image_id, kps, scores in zip(photos.ids, run.keypoints, run.scores, strict=True):
+        anns = by_image.get(image_id, [])
+        labels = [a for a in anns if not a.get("iscrowd") and a["num_keypoints"] > 0]
+        ignore = [a["bbox"] for a in anns if a.get("iscrowd") or a["num_keypoints"] == 0]
+        labelled += len(labels)
+        pairs = []
+        for li, a in enumerate(labels):
+            kv = np.asarray(a["keypoints"], np.float32).reshape(-1, 3)
+            vis = kv[:, 2] > 0
+            limit = 0.5 * max(keypoint_box(kv[:, :2], vis)[2:])
+            for pi, kp in enumerate(kps):
+                err = float(np.linalg.norm(kp[vis] - kv[vis, :2], axis=1).mean())
+                if err < limit:
+                    pairs.append((err, li, pi))
+        used_l, used_p = set(), set()
+        for err, li, pi in sorted(pairs):
+            if li not in used_l and pi not in used_p:
+                used_l.add(li)
+                used_p.add(pi)
+                errors.append(err)
+        found += len(used_l)
+        sizes += [(float(max(a["bbox"][2:])), li in used_l) for li, a in enumerate(labels)]
+        for pi, kp in enumerate(kps):
+            cx, cy = kp.mean(axis=0)
+            if pi not in used_p and not any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in ignore):
+                extra += 1
+        for kp, s in zip(kps, scores, strict=True):
+            flat = np.concatenate([kp, np.ones((len(kp), 1), np.float32)], axis=1).reshape(-1)
+            detections.append({"image_id": image_id, "category_id": 1, "keypoints": flat.tolist(),
+                               "score": float(s)})
+    ap = coco_keypoint_ap(photos.gt, detections, HAND21)["AP"] if detections else 0.0
+    return {"photos": len(photos.paths), "labelled": labelled, "found": found, "extra": extra,
+            "err_px": float(np.mean(errors)) if errors else float("nan"), "AP": ap,
+            "ms": float(np.median(run.ms)), "ms_mean": float(np.mean(run.ms)), "sizes": sizes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mediapipe-python", default=str(REPO / ".venv-mediapipe" / "bin" / "python"))
+    ap.add_argument("--complexity", type=int, default=1, help="MediaPipe model_complexity")
+    ap.add_argument("--max-num-hands", type=int, default=20, help="MediaPipe max_num_hands")
+    ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8], help="hands per composite")
+    ap.add_argument("--per-count", type=int, default=10, help="composites per hand count")
+    ap.add_argument("--hgcnn", type=int, default=None, help="first N hgcnn-freihand val photos (default: all 73)")
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch and onnxruntime threads of the handpose runs")
+    ap.add_argument("--onnx-dir", type=Path, default=None, help="exported ONNX files (default: the handpose cache)")
+    ap.add_argument("--bottom-up", type=Path, default=REPO / "runs" / "hands_openpose" / "model.pt",
+                    help="a bottom-up hand model to run beside (skipped when the file is missing)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_photos_"))
+    sets = [coco_set(), hgcnn_set(args.hgcnn), *composite_sets(args.counts, args.per_count, args.seed, tmp)]
+    pipelines = {"handpose torch": TopDownPipeline("full", "mediapipe_hand_full"),
+                 "handpose onnx": TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime",
+                                                  onnx_dir=args.onnx_dir, threads=args.threads)}
+    bottom_up = None
+    if args.bottom_up and Path(args.bottom_up).is_file():
+        from handpose import Predictor
+
+        bottom_up = Predictor(str(args.bottom_up), batch_size=1)
+    has_mp = Path(args.mediapipe_python).is_file()
+    rows: dict[str, dict[str, dict]] = {}
+    for photos in sets:
+        images = [read_image(p) for p in photos.paths]
+        runs = {name: run_topdown(p, images) for name, p in pipelines.items()}
+        if bottom_up is not None:
+            runs["handpose bottom-up"] = run_bottom_up(bottom_up, images)
+        if has_mp:
+            runs[f"mediapipe c{args.complexity}"] = run_mediapipe(args.mediapipe_python, photos.paths,
+                                                                 args.complexity, args.max_num_hands)
+        rows[photos.name] = {name: score(photos, run) for name, run in runs.items()}
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+          f"(1 / 5 / 15 min); handpose at {args.threads} thread(s); MediaPipe static_image_mode=True, "
+          f"max_num_hands={args.max_num_hands}, model_complexity={args.complexity}"
+          + ("" if has_mp else f"; MediaPipe not found at {args.mediapipe_python}: not run"))
+    print("bottom-up: lightweight_openpose_coco is a body model (17 COCO keypoints, no hand keypoints): not run; "
+          + (f"hand model {args.bottom_up}" if bottom_up is not None else f"no bottom-up hand model at "
+             f"{args.bottom_up}: not run"))
+    print(f"{'photos':15s} {'pipeline':18s} {'n':>4s} {'hands':>6s} {'found':>6s} {'extra':>6s} {'err px':>7s} "
+          f"{'AP':>6s} {'ms':>8s}")
+    for set_name, by_pipe in rows.items():
+        for name, s in by_pipe.items():
+            print(f"{set_name:15s} {name:18s} {s['photos']:4d} {s['labelled']:6d} {s['found']:6d} {s['extra']:6d} "
+                  f"{s['err_px']:7.2f} {s['AP']:6.3f} {s['ms']:8.1f}")
+    pipes = list(next(iter(rows.values())))
+    print("composites: labelled hands found, by hand size (longer side of the keypoint box, px):")
+    print(f"{'pipeline':18s} " + " ".join(f"{f'{lo}-{hi}':>10s}" for lo, hi in SIZE_BINS))
+    by_size = {}
+    for name in pipes:
+        pairs = [sz for p in sets if p.hands for sz in rows[p.name][name]["sizes"]]
+        cells = [[hit for size, hit in pairs if lo <= size < hi] for lo, hi in SIZE_BINS]
+        by_size[name] = {f"{lo}-{hi}": [sum(c), len(c)] for (lo, hi), c in zip(SIZE_BINS, cells, strict=True)}
+        print(f"{name:18s} " + " ".join(f"{f'{sum(c)}/{len(c)}':>10s}" for c in cells))
+    by_hands = {name: {p.hands: rows[p.name][name]["ms"] for p in sets if p.hands} for name in pipes}
+    print("ms per photo (median) against the number of pasted hands:")
+    print(f"{'pipeline':18s} " + " ".join(f"{n:>7d}" for n in args.counts) + "   ms per extra hand (fit)")
+    slopes = {}
+    for name, ms in by_hands.items():
+        n = np.array(list(ms), float)
+        slope, base = np.polyfit(n, list(ms.values()), 1) if len(n) > 1 else (float("nan"), float("nan"))
+        slopes[name] = {"per_hand_ms": round(float(slope), 2), "base_ms": round(float(base), 2)}
+        print(f"{name:18s} " + " ".join(f"{v:7.1f}" for v in ms.values()) + f"   {slope:.1f} (+ {base:.1f})")
+    line = {"seconds": round(time.perf_counter() - start, 1), "cores": os.cpu_count(),
+            "load_avg_1min": round(load[0], 2), "threads": args.threads,
+            "results": {f"{s} / {p}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                                       if k != "sizes"}
+                        for s, by_pipe in rows.items() for p, r in by_pipe.items()},
+            "ms_by_hands": {name: {str(k): round(v, 2) for k, v in ms.items()} for name, ms in by_hands.items()},
+            "ms_fit": slopes, "composites_found_by_size": by_size}
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
