@@ -23,6 +23,11 @@ from handpose.errors import HandposeError
 from handpose.result import Result
 from handpose.runtime import torch_threads
 
+#: ``hand`` values of :class:`Predictor`: which hand each image shows (see its docstring).
+HANDS = ("right", "left", "auto")
+#: The network that tells left from right for ``hand="auto"`` (its handedness output).
+HANDEDNESS_MODEL = "mediapipe_hand_full"
+
 
 def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files, folders (their image files, sorted) and glob patterns -> image paths.
@@ -118,10 +123,23 @@ class Predictor:
         flip_test: also run the mirrored image and average the two outputs (Simple Baselines' flip test; the
             Skeleton's flip permutation re-indexes the mirrored output). Twice the compute.
         channels_last: run a PyTorch network in the channels-last memory format (often faster on CPUs).
+        hand: which hand the images show (the hand tutorial's way to run left hands through a model trained on
+            right hands): an image whose hand is not ``model_hand`` is mirrored into the network and its
+            keypoints are mirrored back (the flip test's un-mirroring: heatmaps flipped, regression x negated,
+            re-indexed by the Skeleton's ``flip_perm``). ``"left"`` / ``"right"``: given; ``"auto"``: MediaPipe's
+            landmark network (:data:`HANDEDNESS_MODEL`, shipped) decides on each region as given (left when its
+            probability of a right hand is < 0.5; it was trained on upright hand crops); None: nothing mirrored.
+            Per-image hands given to :meth:`predict_arrays` / :meth:`predict_paths` override it.
+        model_hand: the hand the model was trained on, ``"right"`` or ``"left"`` (the bundled model's
+            hgcnn-freihand photos are left hands; see ``benchmarks/bench_mirror.py``).
+
+    Raises:
+        HandposeError: ``hand`` not one of :data:`HANDS` or None, ``model_hand`` not right or left.
     """
 
     def __init__(self, model: ModelBundle | str | Path | None = None, batch_size: int = 32, decode: str | None = None,
-                 flip_test: bool = False, channels_last: bool = False):
+                 flip_test: bool = False, channels_last: bool = False, hand: str | None = None,
+                 model_hand: str = "right"):
         self.bundle = model if isinstance(model, ModelBundle) else load_model(model)
         self.bundle.network.eval()
         self.channels_last = channels_last and isinstance(self.bundle.network, torch.nn.Module)
@@ -132,40 +150,92 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.decode = decode
         self.flip_test = flip_test
+        self.hand = _check_hand(hand, "hand")
+        self.model_hand = _check_hand(model_hand, "model_hand")
+        if self.model_hand not in ("right", "left"):
+            raise HandposeError(f"model_hand must be right or left (got {model_hand!r})")
+        self._handedness_bundle: ModelBundle | None = None
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: torch.Tensor, mirror: torch.Tensor | None = None) -> torch.Tensor:
         """Network output for a normalised ``(B, 3, H, W)`` batch, averaged with the mirrored pass when
-        ``flip_test`` is on (heatmaps mirrored back; regression x negated, in [-1, 1] units)."""
+        ``flip_test`` is on (heatmaps mirrored back; regression x negated, in [-1, 1] units).
+
+        Args:
+            mirror: ``(B,)`` bool, images to mirror into the network (left hands for a right-hand model); their
+                outputs are mirrored back (:meth:`unmirror`), so every output is in the frame of the image as given.
+        """
+        if mirror is not None and bool(mirror.any()):
+            flip = mirror.view(-1, 1, 1, 1)
+            out = self.forward(torch.where(flip, batch.flip(-1), batch))
+            return torch.where(mirror.view(-1, *[1] * (out.ndim - 1)), self.unmirror(out), out)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         out = self.bundle.network(batch)
         if not self.flip_test:
             return out
-        mirrored = self.bundle.network(batch.flip(-1))
+        return (out + self.unmirror(self.bundle.network(batch.flip(-1)))) / 2
+
+    def unmirror(self, out: torch.Tensor) -> torch.Tensor:
+        """The network's output on a horizontally mirrored input -> the output in the unmirrored frame.
+
+        Heatmaps ``(B, K, h, w)`` are flipped along x; regression ``(B, K, 2)`` in [-1, 1] units gets x negated;
+        keypoints are re-indexed by the Skeleton's ``flip_perm`` (identity for a hand). Exact: no resampling.
+
+        Raises:
+            HandposeError: a bottom-up (PAF) model, whose fields would need their x components negated.
+        """
+        if self.bundle.codec.kind == "paf":
+            raise HandposeError(f"{self.bundle.arch}: mirroring (flip test, left hands) is not supported for "
+                                "bottom-up models")
         perm = list(self.bundle.skeleton.flip_perm)
         if self.bundle.codec.kind == "regression":
-            mirrored = mirrored * torch.tensor([-1.0, 1.0], dtype=mirrored.dtype)
+            out = out * torch.tensor([-1.0, 1.0], dtype=out.dtype)
         else:
-            mirrored = mirrored.flip(-1)
-        return (out + mirrored[:, perm]) / 2
+            out = out.flip(-1)
+        return out[:, perm]
+
+    def is_left(self, image: np.ndarray, box: np.ndarray | None = None) -> bool:
+        """Whether ``box`` of RGB ``(H, W, 3)`` ``image`` (the whole image when None) shows a left hand, by
+        MediaPipe's landmark network (:data:`HANDEDNESS_MODEL`): its probability of a right hand < 0.5.
+
+        Raises:
+            HandposeError: the handedness network's weights are missing.
+        """
+        if self._handedness_bundle is None:
+            self._handedness_bundle = load_model(HANDEDNESS_MODEL)
+            self._handedness_bundle.network.eval()
+        hb = self._handedness_bundle
+        _, M = region_affine(box, image.shape[1], image.shape[0], hb.input_size)
+        tensor = normalise(warp_to_input(image, M, hb.input_size, hb.pad_mode), hb.mean, hb.std)
+        with torch.inference_mode():
+            return bool(hb.network.landmarks(tensor[None]).handedness[0] < 0.5)
 
     @property
     def skeleton(self):
         return self.bundle.skeleton
 
-    def prepare(self, image: np.ndarray, box: np.ndarray | None = None, name: str = "") -> _Prepared:
+    def prepare(self, image: np.ndarray, box: np.ndarray | None = None, name: str = "",
+                hand: str | None = None) -> _Prepared:
         """Letterbox one RGB ``(H, W, 3)`` uint8 image (or its ``box``) into the model input and normalise it.
 
+        Args:
+            hand: ``"left"``, ``"right"`` or ``"auto"`` for this image (default: the predictor's ``hand``); the
+                image is mirrored when its hand is not the predictor's ``model_hand``.
+
         Raises:
-            HandposeError: not an ``(H, W, 3)`` array.
+            HandposeError: not an ``(H, W, 3)`` array, or ``hand`` not one of :data:`HANDS`.
         """
         if image.ndim != 3 or image.shape[2] != 3:
             raise HandposeError(f"{name or 'image'}: expected (H, W, 3) RGB, got shape {image.shape}")
+        hand = _check_hand(hand, f"{name or 'image'}: hand") or self.hand
         b = self.bundle
         box, M = region_affine(box, image.shape[1], image.shape[0], b.input_size)
         with torch_threads(self._glue_threads):
             tensor = normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std)
-        return _Prepared(tensor, M, box, (image.shape[1], image.shape[0]), name)
+            if hand == "auto":
+                hand = "left" if self.is_left(image, box) else "right"
+            mirror = hand is not None and hand != self.model_hand
+        return _Prepared(tensor, M, box, (image.shape[1], image.shape[0]), name, mirror)
 
     @torch.inference_mode()
     def run(self, prepared: Sequence[_Prepared]) -> list[Result]:
@@ -179,7 +249,8 @@ class Predictor:
         batch = torch.stack([p.tensor for p in prepared])
         if self.bundle.codec.kind == "paf":
             return self._run_bottom_up(batch, prepared)
-        xy, scores = self.bundle.codec.decode(self.forward(batch), self.decode)
+        mirror = torch.tensor([p.mirror for p in prepared])
+        xy, scores = self.bundle.codec.decode(self.forward(batch, mirror), self.decode)
         xy, scores = xy.numpy(), scores.numpy().astype(np.float32)
         return [Result(p.name, apply_affine(invert_affine(p.affine), xy[j])[None], scores[j][None], p.box[None],
                        p.image_size, self.bundle.skeleton) for j, p in enumerate(prepared)]
@@ -188,6 +259,9 @@ class Predictor:
         """Every instance of each image: the network's last stage grouped by :func:`handpose.grouping.group`."""
         if self.flip_test:
             raise HandposeError("flip_test is not supported for bottom-up models")
+        if any(p.mirror for p in prepared):
+            raise HandposeError(f"{prepared[0].name or 'image'}: mirroring left hands is not supported for "
+                                "bottom-up models")
         results = []
         for p, (kp, sc) in zip(prepared, self.bundle.codec.decode(self.forward(batch)), strict=True):
             inv = invert_affine(p.affine)
@@ -197,13 +271,15 @@ class Predictor:
         return results
 
     def predict_arrays(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None,
-                       names: Sequence[str] | None = None) -> list[Result]:
+                       names: Sequence[str] | None = None, hands: Sequence[str | None] | None = None
+                       ) -> list[Result]:
         """Predict RGB ``(H, W, 3)`` uint8 images (one instance each, in ``boxes`` or the whole image).
 
         Args:
             images: RGB arrays.
             boxes: per image ``[x, y, w, h]`` region (letterboxed into the model input) or None for the whole image.
             names: file names to put in the results.
+            hands: per image ``"left"`` / ``"right"`` / ``"auto"`` / None (the predictor's ``hand``).
 
         Returns:
             One :class:`Result` per image, ``N = 1``.
@@ -211,7 +287,8 @@ class Predictor:
         Raises:
             HandposeError: an array that is not ``(H, W, 3)``.
         """
-        prepared = [self.prepare(img, boxes[i] if boxes is not None else None, names[i] if names else "")
+        prepared = [self.prepare(img, boxes[i] if boxes is not None else None, names[i] if names else "",
+                                 hands[i] if hands is not None else None)
                     for i, img in enumerate(images)]
         return [r for i in range(0, len(prepared), self.batch_size)
                 for r in self.run(prepared[i:i + self.batch_size])]
@@ -219,7 +296,8 @@ class Predictor:
     def predict_paths(self, paths: Sequence[str | Path], boxes: Sequence[np.ndarray | None] | None = None,
                       on_error: Callable[[Path, HandposeError], None] | None = None,
                       exif_transpose: bool = True, workers: int = 0,
-                      max_pixels: int | None = MAX_PIXELS) -> Iterator[Result]:
+                      max_pixels: int | None = MAX_PIXELS, hands: Sequence[str | None] | None = None
+                      ) -> Iterator[Result]:
         """Predict image files in batches; unreadable files are passed to ``on_error`` (or raised if None).
 
         Args:
@@ -228,11 +306,12 @@ class Predictor:
             workers: processes that read and letterbox the next files while the network runs (0: in this one).
             max_pixels: files over this many pixels are refused unread (an error, see
                 :func:`handpose.data.image.read_image`).
+            hands: per file ``"left"`` / ``"right"`` / ``"auto"`` / None (the predictor's ``hand``).
 
         Yields:
             A :class:`Result` per readable file, in order.
         """
-        files = _Files(self, list(paths), boxes, exif_transpose, max_pixels)
+        files = _Files(self, list(paths), boxes, exif_transpose, max_pixels, hands)
         loader = torch.utils.data.DataLoader(files, batch_size=self.batch_size, num_workers=workers,
                                              collate_fn=list)
         for batch in loader:
@@ -254,6 +333,7 @@ class _Prepared:
     box: np.ndarray
     image_size: tuple[int, int]
     name: str
+    mirror: bool = False
 
 
 @dataclass
@@ -265,9 +345,10 @@ class _Failed:
 class _Files(torch.utils.data.Dataset):
     """Reads and prepares image files (in DataLoader workers when asked); a bad file becomes a ``_Failed``."""
 
-    def __init__(self, predictor: Predictor, paths: list, boxes, exif_transpose: bool, max_pixels: int | None):
+    def __init__(self, predictor: Predictor, paths: list, boxes, exif_transpose: bool, max_pixels: int | None,
+                 hands=None):
         self.predictor, self.paths, self.boxes, self.exif = predictor, paths, boxes, exif_transpose
-        self.max_pixels = max_pixels
+        self.max_pixels, self.hands = max_pixels, hands
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -276,14 +357,20 @@ class _Files(torch.utils.data.Dataset):
         p = self.paths[i]
         try:
             img = read_image(p, exif_transpose=self.exif, max_pixels=self.max_pixels)
-            return self.predictor.prepare(img, self.boxes[i] if self.boxes is not None else None, str(p))
+            return self.predictor.prepare(img, self.boxes[i] if self.boxes is not None else None, str(p),
+                                          self.hands[i] if self.hands is not None else None)
         except HandposeError as e:
             return _Failed(Path(p), e)
 
 
 def predict(inputs: str | Path | np.ndarray | Sequence, model: ModelBundle | str | Path | None = None,
-            batch_size: int = 32, flip_test: bool = False) -> list[Result]:
+            batch_size: int = 32, flip_test: bool = False, hand: str | None = None,
+            model_hand: str = "right") -> list[Result]:
     """Predict keypoints on images: an RGB array, a list of arrays, or paths / folders / globs.
+
+    Args:
+        hand: the images' hand, ``"left"``, ``"right"`` or ``"auto"`` (MediaPipe's handedness): a hand that is not
+            ``model_hand`` is mirrored into the model and its keypoints back (see :class:`Predictor`).
 
     Returns:
         One :class:`Result` per image.
@@ -291,7 +378,7 @@ def predict(inputs: str | Path | np.ndarray | Sequence, model: ModelBundle | str
     Raises:
         HandposeError: an input that cannot be found or read.
     """
-    predictor = Predictor(model, batch_size, flip_test=flip_test)
+    predictor = Predictor(model, batch_size, flip_test=flip_test, hand=hand, model_hand=model_hand)
     if isinstance(inputs, np.ndarray):
         return predictor.predict_arrays([inputs])
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -301,3 +388,16 @@ def predict(inputs: str | Path | np.ndarray | Sequence, model: ModelBundle | str
     if problems:
         raise HandposeError("; ".join(m for _, m in problems))
     return list(predictor.predict_paths(paths))
+
+
+def _check_hand(hand: str | None, what: str) -> str | None:
+    """``hand`` lower-cased when it is one of :data:`HANDS`, None for None.
+
+    Raises:
+        HandposeError: any other value (the message names ``what``).
+    """
+    if hand is None:
+        return None
+    if str(hand).lower() not in HANDS:
+        raise HandposeError(f"{what} must be one of {', '.join(HANDS)} (got {hand!r})")
+    return str(hand).lower()
