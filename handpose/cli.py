@@ -156,6 +156,10 @@ def predict(
     min_cutoff: float = typer.Option(1.0, help="One-Euro cutoff at rest, Hz (lower: steadier)"),
     beta: float = typer.Option(0.01, help="One-Euro speed coefficient (higher: less lag)"),
     flip_test: bool = typer.Option(False, help="average with the mirrored image (twice the compute)"),
+    hand: str = typer.Option(None, help="the photos' hand, left, right or auto (MediaPipe's handedness): a hand "
+                             "that is not --model-hand is mirrored into the model and its keypoints back; not with "
+                             "--detect"),
+    model_hand: str = typer.Option("right", help="--hand: the hand the model was trained on (right or left)"),
     detect: bool = typer.Option(False, "--detect", help="whole photos: find every hand with the palm detector, "
                                 "crop each upright into the keypoint model (default then: mediapipe_hand_full) and "
                                 "map back (videos: hands tracked from frame to frame, the detector only when hands "
@@ -190,6 +194,8 @@ def predict(
     try:
         if runtime not in ("torch", "onnx"):
             raise HandposeError(f"--runtime must be torch or onnx, got {runtime!r}")
+        if hand and detect:
+            raise HandposeError("--hand mirrors whole-image crops; with --detect it is not applied")
         image_overlays, video_overlays = _plan_overlays(overlay, paths, videos) if overlay else ([], [])
         model = model or ("mediapipe_hand_full" if detect else None)
         bundle = model
@@ -201,7 +207,7 @@ def predict(
             onnx_path = Path(tempfile.mkdtemp()) / "model.onnx"
             export_onnx(model, onnx_path)
             bundle = load_onnx(onnx_path)
-        predictor = Predictor(bundle, batch_size, flip_test=flip_test)
+        predictor = Predictor(bundle, batch_size, flip_test=flip_test, hand=hand, model_hand=model_hand)
         pipeline = None
         if detect:
             from handpose.detect.topdown import TopDownPipeline
