@@ -110,8 +110,8 @@ def draw_frame(frame: np.ndarray, res: Result, skeleton) -> np.ndarray:
     """The frame with its hands drawn (:func:`handpose.visualize.draw_skeleton`) and, for tracked hands, each
     track id (``#id``) beside the wrist. RGB ``(H, W, 3)`` uint8."""
     drawn = draw_skeleton(frame, res.keypoints, skeleton)
-    for tid, kp in zip(getattr(res, "track_ids", None) if getattr(res, "track_ids", None) is not None else [],
-                       res.keypoints, strict=False):
+    ids = getattr(res, "track_ids", None)  # a TrackedResult's
+    for tid, kp in zip(ids if ids is not None else [], res.keypoints, strict=False):
         x, y = (int(round(v)) for v in kp[0])
         cv2.putText(drawn, f"#{tid}", (x + 4, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
                     cv2.LINE_AA)

@@ -214,8 +214,8 @@ class HandTracker:
             name: the Result's ``file_name``.
 
         Returns:
-            A :class:`TrackedResult` with the hands of this frame (presence >= ``min_presence``), tracked hands
-            first, oldest first; no hand: ``N = 0``.
+            A :class:`TrackedResult` with the hands of this frame (presence >= ``min_presence``): those tracked
+            from the previous frame first, then those the detector found; no hand: ``N = 0``.
 
         Raises:
             HandposeError: ``image`` is not ``(H, W, 3)``.
