@@ -29,8 +29,11 @@ label), ``err px`` = mean keypoint error of the found hands (pixels of the photo
 (pycocotools, hand OKS sigmas of COCO-WholeBody, :func:`handpose.coco_eval.coco_keypoint_ap`; ranked by handpose's
 ``detection score x presence`` and by MediaPipe's handedness confidence, the only per-hand score its API gives),
 ``ms`` = median milliseconds per photo (one photo at a time, decoded beforehand; detector, crops, keypoints and
-back-mapping included). Then the composites' hands found by hand size, ms against the number of pasted hands
-(with a straight-line fit), and one JSON line.
+back-mapping included). Then the composites' hands found by hand size; the cost against the number of hands,
+measured on a 640 x 480 composite as the palm detector plus n crops of its one hand through the keypoint network
+(n = 1, 2, 4, 8; handpose only: MediaPipe cannot be given crops), with a straight-line fit; the composites' ms by
+the number of hands each pipeline actually ran on (detections: how many pasted hands it finds sets its cost); and
+one JSON line.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class Run:
     keypoints: list[np.ndarray] = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
+    crops: list[int] = field(default_factory=list)  # hands the keypoint network ran on (MediaPipe: returned)
 
 
 def coco_set() -> PhotoSet:
@@ -146,6 +150,7 @@ def run_topdown(pipeline: TopDownPipeline, images: list[np.ndarray]) -> Run:
         res = pipeline(image)
         run.ms.append(1000 * (time.perf_counter() - t))
         keep = res.presence >= MIN_PRESENCE
+        run.crops.append(len(keep))
         run.keypoints.append(res.keypoints[keep])
         run.scores.append(res.instance_scores[keep])
     return run
@@ -160,6 +165,7 @@ def run_bottom_up(predictor, images: list[np.ndarray]) -> Run:
         run.ms.append(1000 * (time.perf_counter() - t))
         run.keypoints.append(res.keypoints)
         run.scores.append(res.instance_scores)
+        run.crops.append(len(res.keypoints))
     return run
 
 
@@ -173,7 +179,25 @@ def run_mediapipe(python: str, paths: list[Path], complexity: int, max_hands: in
         run.keypoints.append(np.asarray(row["hands"], np.float32).reshape(-1, 21, 2))
         run.scores.append(np.asarray(row["handedness"], np.float32))
         run.ms.append(row["ms"])
+        run.crops.append(len(row["hands"]))
     return run
+
+
+def scaling(pipeline: TopDownPipeline, image: np.ndarray, counts: list[int], reps: int) -> dict[int, float]:
+    """Median ms of the detector plus ``n`` hand crops through the keypoint network, for each ``n`` in ``counts``:
+    the photo's first detected hand crop repeated ``n`` times (what ``pipeline(image)`` does for ``n`` palms)."""
+    _, rects = pipeline.regions(image)
+    out = {}
+    for n in counts:
+        pipeline.keypoints(image, rects[:1] * n)
+        ms = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            pipeline.regions(image)
+            pipeline.keypoints(image, rects[:1] * n)
+            ms.append(1000 * (time.perf_counter() - t))
+        out[n] = float(np.median(ms))
+    return out
 
 
 def score(photos: PhotoSet, run: Run) -> dict:
@@ -230,6 +254,7 @@ def main() -> None:
     ap.add_argument("--onnx-dir", type=Path, default=None, help="exported ONNX files (default: the handpose cache)")
     ap.add_argument("--bottom-up", type=Path, default=REPO / "runs" / "hands_openpose" / "model.pt",
                     help="a bottom-up hand model to run beside (skipped when the file is missing)")
+    ap.add_argument("--reps", type=int, default=10, help="repetitions of the cost-against-hands timing")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     start = time.perf_counter()
@@ -246,6 +271,8 @@ def main() -> None:
         bottom_up = Predictor(str(args.bottom_up), batch_size=1)
     has_mp = Path(args.mediapipe_python).is_file()
     rows: dict[str, dict[str, dict]] = {}
+    scaled: dict[str, dict[int, float]] = {}
+    by_crops: dict[str, dict[int, list[float]]] = {}
     for photos in sets:
         images = [read_image(p) for p in photos.paths]
         runs = {name: run_topdown(p, images) for name, p in pipelines.items()}
@@ -255,6 +282,14 @@ def main() -> None:
             runs[f"mediapipe c{args.complexity}"] = run_mediapipe(args.mediapipe_python, photos.paths,
                                                                  args.complexity, args.max_num_hands)
         rows[photos.name] = {name: score(photos, run) for name, run in runs.items()}
+        for name, run in runs.items():
+            if photos.hands:
+                for n, ms in zip(run.crops, run.ms, strict=True):
+                    by_crops.setdefault(name, {}).setdefault(min(n, 4), []).append(ms)
+        if photos.hands == 1:  # controlled cost against the number of hands, on the first 1-hand composite found
+            found = next((im for im in images if len(pipelines["handpose onnx"].regions(im)[1])), None)
+            if found is not None:
+                scaled = {name: scaling(p, found, args.counts, args.reps) for name, p in pipelines.items()}
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"(1 / 5 / 15 min); handpose at {args.threads} thread(s); MediaPipe static_image_mode=True, "
@@ -278,22 +313,29 @@ def main() -> None:
         cells = [[hit for size, hit in pairs if lo <= size < hi] for lo, hi in SIZE_BINS]
         by_size[name] = {f"{lo}-{hi}": [sum(c), len(c)] for (lo, hi), c in zip(SIZE_BINS, cells, strict=True)}
         print(f"{name:18s} " + " ".join(f"{f'{sum(c)}/{len(c)}':>10s}" for c in cells))
-    by_hands = {name: {p.hands: rows[p.name][name]["ms"] for p in sets if p.hands} for name in pipes}
-    print("ms per photo (median) against the number of pasted hands:")
-    print(f"{'pipeline':18s} " + " ".join(f"{n:>7d}" for n in args.counts) + "   ms per extra hand (fit)")
-    slopes = {}
-    for name, ms in by_hands.items():
-        n = np.array(list(ms), float)
-        slope, base = np.polyfit(n, list(ms.values()), 1) if len(n) > 1 else (float("nan"), float("nan"))
-        slopes[name] = {"per_hand_ms": round(float(slope), 2), "base_ms": round(float(base), 2)}
-        print(f"{name:18s} " + " ".join(f"{v:7.1f}" for v in ms.values()) + f"   {slope:.1f} (+ {base:.1f})")
+    print(f"ms per 640 x 480 photo against the hands in it: detector + n crops of one real hand (median of "
+          f"{args.reps}), and a straight-line fit:")
+    print(f"{'pipeline':18s} " + " ".join(f"{n:>7d}" for n in args.counts) + "   ms per hand + ms at 0 hands")
+    fits = {}
+    for name, ms in scaled.items():
+        slope, base = np.polyfit(list(ms), list(ms.values()), 1)
+        fits[name] = {"per_hand_ms": round(float(slope), 2), "base_ms": round(float(base), 2)}
+        print(f"{name:18s} " + " ".join(f"{v:7.1f}" for v in ms.values()) + f"   {slope:.1f} + {base:.1f}")
+    print("composites: median ms per photo by the hands each pipeline ran its keypoint network on (MediaPipe: "
+          "returned), photos in brackets:")
+    print(f"{'pipeline':18s} " + " ".join(f"{(str(n) if n < 4 else '4+'):>12s}" for n in range(5)))
+    for name, groups in by_crops.items():
+        cells = [f"{np.median(groups[n]):.1f} ({len(groups[n])})" if n in groups else "-" for n in range(5)]
+        print(f"{name:18s} " + " ".join(f"{c:>12s}" for c in cells))
     line = {"seconds": round(time.perf_counter() - start, 1), "cores": os.cpu_count(),
             "load_avg_1min": round(load[0], 2), "threads": args.threads,
             "results": {f"{s} / {p}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                                        if k != "sizes"}
                         for s, by_pipe in rows.items() for p, r in by_pipe.items()},
-            "ms_by_hands": {name: {str(k): round(v, 2) for k, v in ms.items()} for name, ms in by_hands.items()},
-            "ms_fit": slopes, "composites_found_by_size": by_size}
+            "ms_by_hands": {name: {str(k): round(v, 2) for k, v in ms.items()} for name, ms in scaled.items()},
+            "ms_fit": fits, "composites_found_by_size": by_size,
+            "composites_ms_by_hands_run": {name: {str(n): round(float(np.median(v)), 2) for n, v in sorted(g.items())}
+                                           for name, g in by_crops.items()}}
     print(json.dumps(line))
 
 
