@@ -47,6 +47,8 @@ def train_config(config=None, **overrides):
 
     _check_keys(overrides, "override")
     if isinstance(config, TrainConfig):
+        if not overrides:
+            return config
         values = config.to_dict()
     elif isinstance(config, dict):
         _check_keys(config, "config")

@@ -129,6 +129,14 @@ def test_train_one_epoch_writes_the_model_and_results_png(freihand_root, tmp_pat
     blue = (np.abs(img - (31, 119, 180)).sum(axis=-1) < 40)  # matplotlib's first line colour
     thirds = [blue[:, i * 500:(i + 1) * 500].sum() for i in range(3)]
     assert min(thirds) > 50, thirds  # a curve in each of the three panels
+    # a resumed run logs into a second CSV: the curves join both
+    more = handpose.train(None, dataset="freihand", data_root=str(freihand_root), limit_records=8, model="resunet",
+                          input_size=64, batch_size=4, max_epochs=3, num_workers=0, early_stop_patience=0,
+                          out_dir=str(tmp_path), name="api", resume="last", progress=False)
+    assert more["epochs"] == 3 and len(list((tmp_path / "api" / "logs").glob("version_*/metrics.csv"))) == 2
+    joined = read_training_log(tmp_path / "api")
+    assert list(joined["val_epe_px"][0]) == [1.0, 2.0, 3.0] and np.allclose(joined["val_epe_px"][1][:2], logged_epe)
+    assert list(joined["lr"][0]) == [0.0, 1.0, 2.0]  # logged at the start of each epoch
 
 
 # ---- COCO results
