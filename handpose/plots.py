@@ -12,8 +12,13 @@ import numpy as np
 from handpose.errors import HandposeError
 from handpose.visualize import _plt
 
-#: Per-epoch metrics read from the log (as :class:`handpose.train.KeypointModule` logs them).
+#: Per-epoch metrics read from the log (as :class:`handpose.train.KeypointModule` logs them); with ``val_sets`` also
+#: each set's ``val_loss/<name>`` and ``val_epe_px/<name>``.
 EPOCH_METRICS = ("train_loss", "val_loss", "val_epe_px")
+
+
+def _epoch_metric(column: str) -> bool:
+    return column in EPOCH_METRICS or ("/" in column and column.split("/", 1)[0] in ("val_loss", "val_epe_px"))
 
 
 def _number(text: str | None) -> float | None:
@@ -41,7 +46,8 @@ def read_training_log(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.nda
 
     Returns:
         ``{name: (x, values)}``: ``train_loss``, ``val_loss`` and ``val_epe_px`` (mean keypoint error in
-        model-input pixels) at ``x`` = the 1-based epoch that ended, and ``lr`` (the first optimiser's learning
+        model-input pixels; with ``val_sets`` also ``val_loss/<set>`` and ``val_epe_px/<set>``) at ``x`` = the
+        1-based epoch that ended, and ``lr`` (the first optimiser's learning
         rate as Lightning's ``LearningRateMonitor`` logs it, column ``lr-Adam`` / ``lr-SGD``) at ``x`` = epochs
         elapsed when it was logged (fractional for a per-step schedule). Metrics the log lacks are left out.
 
@@ -51,7 +57,7 @@ def read_training_log(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.nda
     files = log_files(run_dir)
     if not files:
         raise HandposeError(f"{run_dir}: no training log (logs/version_*/metrics.csv)")
-    per_epoch: dict[str, dict[int, float]] = {k: {} for k in EPOCH_METRICS}
+    per_epoch: dict[str, dict[int, float]] = {}
     lr_by_step: dict[int, float] = {}
     epoch_end_step: dict[int, int] = {}
     for path in files:
@@ -66,9 +72,9 @@ def read_training_log(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.nda
                     continue
                 if step is not None:
                     epoch_end_step[int(epoch)] = int(step)
-                for k in EPOCH_METRICS:
+                for k in filter(_epoch_metric, row):
                     if (v := _number(row.get(k))) is not None:
-                        per_epoch[k][int(epoch)] = v
+                        per_epoch.setdefault(k, {})[int(epoch)] = v
     out = {k: (np.array([e + 1 for e in sorted(v)], float), np.array([v[e] for e in sorted(v)], float))
            for k, v in per_epoch.items() if v}
     if lr_by_step:
@@ -84,8 +90,8 @@ def read_training_log(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.nda
 
 def plot_training_curves(run_dir: str | Path, path: str | Path | None = None) -> Path:
     """Draw ``results.png``: three panels against the epoch, loss (train and validation), learning rate and the
-    validation keypoint error in model-input pixels (a panel whose metric was not logged says so: a bottom-up
-    model logs no keypoint error).
+    validation keypoint error in model-input pixels (one curve per set with ``val_sets``; a panel whose metric was
+    not logged says so: a bottom-up model logs no keypoint error).
 
     Args:
         run_dir: the run folder, read by :func:`read_training_log`.
@@ -106,7 +112,8 @@ def plot_training_curves(run_dir: str | Path, path: str | Path | None = None) ->
     panels = [
         (axes[0], "loss", [("train_loss", "train"), ("val_loss", "validation")], "loss"),
         (axes[1], "learning rate", [("lr", "learning rate")], "learning rate"),
-        (axes[2], "validation keypoint error", [("val_epe_px", "mean error")], "px (model input)"),
+        (axes[2], "validation keypoint error", [(k, k.split("/", 1)[1]) for k in curves if k.startswith("val_epe_px/")]
+         or [("val_epe_px", "mean error")], "px (model input)"),
     ]
     for ax, title, series, ylabel in panels:
         drawn = False

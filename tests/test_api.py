@@ -12,7 +12,8 @@ EXAMPLES = REPO / "examples" / "hands"
 
 def test_public_names():
     expected = {"COCO17", "COCO18", "DEFAULT_MODEL", "HAND12", "HAND21", "HandposeError", "ModelBundle", "Predictor",
-                "Result", "Skeleton", "draw_skeleton", "get_skeleton", "load_model", "predict"}
+                "Result", "Skeleton", "draw_skeleton", "evaluate", "export", "get_skeleton", "load_model", "predict",
+                "train"}
     assert expected <= set(handpose.__all__)
     for name in handpose.__all__:
         assert getattr(handpose, name) is not None
