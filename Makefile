@@ -1,6 +1,9 @@
-# The README's commands. Everything is installed into $(VENV); torch 2.13.0 (CPU build) first, so that no
-# dependency pulls a CUDA build of torch.
+# The README's commands. Everything is installed into $(VENV); torch 2.13.0 first, so that no dependency pulls
+# another build of torch. On Linux, PyPI's torch is the CUDA build (with ~20 nvidia-* packages, several GB): for the
+# CPU build give PyTorch's CPU wheel index, e.g.  make TORCH_INDEX=https://download.pytorch.org/whl/cpu demo
+# (empty by default: pip's own configuration decides, which on this project's machine is a local CPU wheel).
 VENV ?= .venv
+TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 PYTHON ?= python3
@@ -9,7 +12,7 @@ PYTHON ?= python3
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install torch==2.13.0
+	$(PIP) install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -e .
 	touch $@
 
