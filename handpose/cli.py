@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -160,10 +161,12 @@ def predict(
                              "that is not --model-hand is mirrored into the model and its keypoints back; not with "
                              "--detect"),
     model_hand: str = typer.Option("right", help="--hand: the hand the model was trained on (right or left)"),
-    detect: bool = typer.Option(False, "--detect", help="whole photos: find every hand with the palm detector, "
+    detect: bool = typer.Option(None, "--detect/--crop", help="--detect: find every hand with the palm detector, "
                                 "crop each upright into the keypoint model (default then: mediapipe_hand_full) and "
                                 "map back (videos: hands tracked from frame to frame, the detector only when hands "
-                                "are missing); without it (the default for now) each image is one hand crop"),
+                                "are missing); --crop: each image or frame is one hand crop. Neither (images, hand "
+                                "models): an image up to 320 px on its longer side is a crop, a larger one a photo "
+                                "whose hands are found; video frames are crops"),
     max_hands: int = typer.Option(2, help="--detect on videos: hands tracked at most"),
     redetect_every: int = typer.Option(10, help="--detect on videos: while some but fewer than --max-hands hands are "
                                        "tracked, look for the others every N frames (1: every frame, as MediaPipe; "
@@ -197,22 +200,25 @@ def predict(
         if hand and detect:
             raise HandposeError("--hand mirrors whole-image crops; with --detect it is not applied")
         image_overlays, video_overlays = _plan_overlays(overlay, paths, videos) if overlay else ([], [])
-        model = model or ("mediapipe_hand_full" if detect else None)
-        bundle = model
-        if runtime == "onnx" and not str(model or "").lower().endswith(".onnx"):
+        crop_model = model or ("mediapipe_hand_full" if detect else None)
+        bundle = crop_model
+        if runtime == "onnx" and not str(crop_model or "").lower().endswith(".onnx"):
             import tempfile
 
             from handpose.export import export_onnx, load_onnx
 
             onnx_path = Path(tempfile.mkdtemp()) / "model.onnx"
-            export_onnx(model, onnx_path)
+            export_onnx(crop_model, onnx_path)
             bundle = load_onnx(onnx_path)
         predictor = Predictor(bundle, batch_size, flip_test=flip_test, hand=hand, model_hand=model_hand)
+        photos = _photos(paths, detect, predictor, hand)
         pipeline = None
-        if detect:
+        if photos or (detect and videos):
             from handpose.detect.topdown import TopDownPipeline
 
-            pipeline = TopDownPipeline(detector, predictor)
+            keypoints = (predictor if detect else
+                         Predictor(model or "mediapipe_hand_full", batch_size, flip_test=flip_test))
+            pipeline = TopDownPipeline(detector, keypoints, backend="onnxruntime" if runtime == "onnx" else "torch")
         tracker = None
         if detect and videos:
             from handpose.detect.track import HandTracker
@@ -245,10 +251,15 @@ def predict(
     overlay_of = dict(zip(map(str, paths), image_overlays, strict=False))
     previous = _on_sigterm(_raise_stop)
     try:
-        results = (pipeline.predict_paths(paths, on_error=lambda path, err: report(str(err)),
-                                          max_pixels=max_pixels or None) if pipeline is not None else
-                   predictor.predict_paths(paths, on_error=lambda path, err: report(str(err)), workers=workers,
-                                           max_pixels=max_pixels or None))
+        def in_order():  # consecutive crops through the keypoint model, photos through the detector pipeline
+            for is_photo, group in itertools.groupby(paths, key=lambda p: p in photos):
+                run = list(group)
+                yield from (pipeline.predict_paths(run, on_error=lambda path, err: report(str(err)),
+                                                   max_pixels=max_pixels or None) if is_photo else
+                            predictor.predict_paths(run, on_error=lambda path, err: report(str(err)),
+                                                    workers=workers, max_pixels=max_pixels or None))
+
+        results = in_order()
         for res in track(results, len(paths), "predict", progress and len(paths) > 1):
             n_images += 1
             res = res.above(min_score) if min_score > 0 else res
@@ -301,6 +312,28 @@ def predict(
 
 class _Stopped(Exception):
     """SIGTERM turned into an exception, so that results so far are written before the exit."""
+
+
+def _photos(paths: list[Path], detect: bool | None, predictor, hand: str | None) -> set[Path]:
+    """The images ``predict`` sends through the palm detector: all with ``--detect``, none with ``--crop``, and
+    without either, for a single-hand 21-keypoint model and no ``--hand``, those that are not hand crops by
+    :func:`handpose.detect.topdown.is_hand_crop` (unreadable files go the crop way, which reports them)."""
+    if detect is not None:
+        return set(paths) if detect else set()
+    bundle = predictor.bundle
+    if hand or bundle.codec.kind == "paf" or bundle.skeleton.num_keypoints != 21:
+        return set()
+    from handpose.data.image import image_size
+    from handpose.detect.topdown import is_hand_crop
+
+    photos = set()
+    for p in paths:
+        try:
+            if not is_hand_crop(*image_size(p)):
+                photos.add(p)
+        except HandposeError:
+            pass
+    return photos
 
 
 def _raise_stop(signum, frame) -> None:

@@ -262,3 +262,32 @@ def test_onnx_files_are_cached_and_can_be_given(onnx_pipeline, onnx_dir, hands_c
         TopDownPipeline(keypoints, keypoints)
     with pytest.raises(HandposeError, match="backend"):
         TopDownPipeline("full", "mediapipe_hand_full", backend="tflite")
+
+
+def test_predict_without_flags_finds_hands_in_photos_and_keeps_crops(pipeline, hands_coco, freihand_root, tmp_path):
+    """Neither --detect nor --crop: the 256-px hgcnn crop stays one hand crop (the bundled model, one instance),
+    the 640-px COCO photo goes through the palm detector (every hand); --crop takes the photo as one crop."""
+    from handpose import predict as predict_crop
+    from handpose.cli import app
+    from handpose.detect.topdown import is_hand_crop
+
+    assert is_hand_crop(256, 256) and is_hand_crop(320, 200) and not is_hand_crop(640, 427)
+    _, images = hands_coco
+    photo, crop = tmp_path / "b_photo.jpg", tmp_path / "a_crop.jpg"
+    shutil.copy(images / "000000199055.jpg", photo)
+    shutil.copy(freihand_root / "training" / "rgb" / f"{FREIHAND_ID:08d}.jpg", crop)
+    out = tmp_path / "auto.json"
+    r = CliRunner().invoke(app, ["predict", str(tmp_path), "--json", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    entries = json.loads(out.read_text())
+    on_photo = [e for e in entries if e["file_name"].endswith("b_photo.jpg")]
+    on_crop = [e for e in entries if e["file_name"].endswith("a_crop.jpg")]
+    hands = pipeline(read_image(photo), str(photo))
+    assert len(on_photo) == len(hands.keypoints) >= 2 and all("detection_score" in e for e in on_photo)
+    assert len(on_crop) == 1 and "detection_score" not in on_crop[0]
+    expect = predict_crop(crop)[0].keypoints[0]
+    assert np.abs(np.asarray(on_crop[0]["keypoints"]).reshape(21, 3)[:, :2] - expect).max() < 0.01
+    assert entries[0]["file_name"].endswith("a_crop.jpg")  # input order kept
+    r = CliRunner().invoke(app, ["predict", str(photo), "--crop", "--json", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(out.read_text())) == 1

@@ -44,6 +44,17 @@ from handpose.runtime import torch_threads
 
 #: The pipeline's backends: which runtime runs the palm detector and the keypoint network.
 BACKENDS = ("torch", "onnxruntime")
+#: ``handpose predict`` without ``--detect`` / ``--crop``: an image whose longer side is at most this many pixels is
+#: taken as one hand crop (the hand sets' crops: FreiHAND 224, hgcnn-freihand 256, Sign Language Digits 100,
+#: 11k Hands 180 as shipped in ../shared/data, HaGRID crops a median 100 px), a larger one as a photo to find hands in.
+CROP_MAX_SIDE = 320
+
+
+def is_hand_crop(width: int, height: int, max_side: int = CROP_MAX_SIDE) -> bool:
+    """The rule ``handpose predict`` applies to an image when neither ``--detect`` nor ``--crop`` is given: a
+    ``width`` x ``height`` image is one hand crop when its longer side is at most ``max_side`` pixels
+    (:data:`CROP_MAX_SIDE`), else a photo whose hands the palm detector finds."""
+    return max(width, height) <= max_side
 #: Output names of an exported MediaPipe landmark network (:func:`export_keypoint_onnx`): ``output`` is the
 #: regression model's ``(B, 21, 2)`` in ``[-1, 1]`` (what :func:`handpose.export.load_onnx` runs), then presence and
 #: handedness ``(B,)``.
