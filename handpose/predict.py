@@ -28,6 +28,19 @@ HANDS = ("right", "left", "auto")
 #: The network that tells left from right for ``hand="auto"`` (its handedness output).
 HANDEDNESS_MODEL = "mediapipe_hand_full"
 
+#: Outputs of MediaPipe's landmark network as exported for onnxruntime: keypoints ``(B, 21, 2)`` in the regression
+#: codec's ``[-1, 1]`` units, then presence and handedness ``(B,)``.
+LANDMARK_OUTPUTS = ("output", "presence", "handedness")
+
+
+def is_landmark_network(bundle: ModelBundle) -> bool:
+    """MediaPipe's landmark network (imported or fine-tuned) with its own 21 outputs (no adapter to another keypoint
+    set), in PyTorch: one pass gives keypoints, presence and handedness."""
+    from handpose.models.mediapipe_hand import MediaPipeHandRegression
+
+    net = bundle.network
+    return isinstance(net, MediaPipeHandRegression) and net.adapter is None
+
 
 def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files, folders (their image files, sorted) and glob patterns -> image paths.
@@ -237,6 +250,43 @@ class Predictor:
             mirror = hand is not None and hand != self.model_hand
         return _Prepared(tensor, M, box, (image.shape[1], image.shape[0]), name, mirror)
 
+    def landmark_path(self) -> bool:
+        """True when one pass gives keypoints, presence and handedness: MediaPipe's landmark network
+        (:func:`is_landmark_network`, or an ONNX file with the outputs :data:`LANDMARK_OUTPUTS`) without the flip
+        test."""
+        from handpose.export import OnnxNetwork
+
+        if self.flip_test:
+            return False
+        net = self.bundle.network
+        if isinstance(net, OnnxNetwork):
+            return tuple(o.name for o in net.session.get_outputs()) == LANDMARK_OUTPUTS
+        return is_landmark_network(self.bundle)
+
+    @torch.inference_mode()
+    def keypoints(self, batch: torch.Tensor, mirror: torch.Tensor | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """A normalised ``(B, 3, H, W)`` batch -> keypoints ``(B, K, 2)`` in input pixels and scores ``(B, K)``,
+        plus presence and handedness ``(B,)`` on the :meth:`landmark_path` (None elsewhere, and for batches with
+        mirrored images; every keypoint's score there is its hand's presence).
+
+        Args:
+            mirror: as :meth:`forward`.
+        """
+        if self.landmark_path() and (mirror is None or not bool(mirror.any())):
+            net = self.bundle.network
+            if isinstance(net, torch.nn.Module):
+                lm = net.landmarks(batch)
+                unit, presence, handedness = net.to_unit(lm.keypoints), lm.presence, lm.handedness
+            else:  # the ONNX file's three outputs, the same computation
+                unit, presence, handedness = (torch.from_numpy(o) for o in
+                                              net.session.run(None, {net.input_name: batch.numpy()}))
+            xy, _ = self.bundle.codec.decode(unit)  # as forward + codec, from the same pass
+            scores = presence[:, None].expand(xy.shape[:2])
+            return xy.numpy(), scores.numpy().astype(np.float32), presence.numpy(), handedness.numpy()
+        xy, scores = self.bundle.codec.decode(self.forward(batch, mirror), self.decode)
+        return xy.numpy(), scores.numpy().astype(np.float32), None, None
+
     @torch.inference_mode()
     def run(self, prepared: Sequence[_Prepared]) -> list[Result]:
         """Forward and decode prepared images (one batch), keypoints mapped back to original pixels."""
@@ -250,10 +300,12 @@ class Predictor:
         if self.bundle.codec.kind == "paf":
             return self._run_bottom_up(batch, prepared)
         mirror = torch.tensor([p.mirror for p in prepared])
-        xy, scores = self.bundle.codec.decode(self.forward(batch, mirror), self.decode)
-        xy, scores = xy.numpy(), scores.numpy().astype(np.float32)
+        xy, scores, presence, handedness = self.keypoints(batch, mirror)
         return [Result(p.name, apply_affine(invert_affine(p.affine), xy[j])[None], scores[j][None], p.box[None],
-                       p.image_size, self.bundle.skeleton) for j, p in enumerate(prepared)]
+                       p.image_size, self.bundle.skeleton,
+                       presence=None if presence is None else presence[j:j + 1],
+                       handedness=None if handedness is None else handedness[j:j + 1])
+                for j, p in enumerate(prepared)]
 
     def _run_bottom_up(self, batch: torch.Tensor, prepared: Sequence[_Prepared]) -> list[Result]:
         """Every instance of each image: the network's last stage grouped by :func:`handpose.grouping.group`."""

@@ -52,7 +52,7 @@ def test_compositor_replaces_the_screen_with_a_real_photo(green_photos):
     comp = BackgroundCompositor.from_folder(BACKGROUNDS)
     rng = np.random.default_rng(0)
     changed_screen, kept_hand = [], []
-    for image, kp, vis in green_photos:
+    for image, _, _ in green_photos:
         if green_share(image) < 0.3:
             continue
         out = comp(image, rng)

@@ -291,3 +291,23 @@ def test_predict_without_flags_finds_hands_in_photos_and_keeps_crops(pipeline, h
     r = CliRunner().invoke(app, ["predict", str(photo), "--crop", "--json", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert len(json.loads(out.read_text())) == 1
+
+
+def test_plain_prediction_with_the_landmark_network_has_presence(freihand_root):
+    """A whole-image crop through MediaPipe's landmark network: presence and handedness come from the same pass
+    (high on a hand crop, low on a photo without a hand), the keypoints equal the network's plain output, and
+    --min-score's instance score is the presence."""
+    from handpose import Predictor
+
+    hand = read_image(freihand_root / "training" / "rgb" / f"{FREIHAND_ID:08d}.jpg")
+    empty = read_image(NO_HAND_PHOTO)[:300, :300]
+    pred = Predictor("mediapipe_hand_full")
+    on_hand, on_empty = pred.predict_arrays([hand, empty])
+    assert on_hand.presence[0] > 0.9 and on_empty.presence[0] < 0.2
+    assert on_hand.handedness is not None and np.allclose(on_hand.scores, on_hand.presence[0])
+    assert on_hand.instance_scores[0] == pytest.approx(on_hand.presence[0])
+    assert len(on_empty.above(0.5).keypoints) == 0 and len(on_hand.above(0.5).keypoints) == 1
+    plain = Predictor("mediapipe_hand_full", flip_test=True)  # no landmark path: keypoints only
+    flipped = plain.predict_arrays([hand])[0]
+    assert flipped.presence is None
+    assert np.abs(flipped.keypoints - on_hand.keypoints).max() < 6.0  # the flip test moves them a little

@@ -78,8 +78,8 @@ def sampling_weights(sizes: Sequence[int], weights: Sequence[float]) -> np.ndarr
     """
     if len(sizes) != len(weights):
         raise HandposeError(f"{len(sizes)} sets but {len(weights)} weights")
-    share = np.asarray([w if n else 0.0 for n, w in zip(sizes, weights)], np.float64)
+    share = np.asarray([w if n else 0.0 for n, w in zip(sizes, weights, strict=True)], np.float64)
     if share.sum() <= 0:
         raise HandposeError("no training set has both records and a weight above 0")
     share /= share.sum()
-    return np.concatenate([np.full(n, s / n) for n, s in zip(sizes, share) if n])
+    return np.concatenate([np.full(n, s / n) for n, s in zip(sizes, share, strict=True) if n])

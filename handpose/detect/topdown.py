@@ -38,7 +38,7 @@ from handpose.detect.detector import PalmDetector, letterbox_input
 from handpose.detect.palm import INPUT_SIZE
 from handpose.detect.roi import ROI_SCALE, ROI_SHIFT_Y, RotatedRect, roi_from_palm
 from handpose.errors import HandposeError
-from handpose.predict import Predictor
+from handpose.predict import LANDMARK_OUTPUTS, Predictor, is_landmark_network
 from handpose.result import Result
 from handpose.runtime import torch_threads
 
@@ -55,10 +55,6 @@ def is_hand_crop(width: int, height: int, max_side: int = CROP_MAX_SIDE) -> bool
     ``width`` x ``height`` image is one hand crop when its longer side is at most ``max_side`` pixels
     (:data:`CROP_MAX_SIDE`), else a photo whose hands the palm detector finds."""
     return max(width, height) <= max_side
-#: Output names of an exported MediaPipe landmark network (:func:`export_keypoint_onnx`): ``output`` is the
-#: regression model's ``(B, 21, 2)`` in ``[-1, 1]`` (what :func:`handpose.export.load_onnx` runs), then presence and
-#: handedness ``(B,)``.
-LANDMARK_OUTPUTS = ("output", "presence", "handedness")
 
 
 def default_cache_dir() -> Path:
@@ -118,13 +114,6 @@ class _LandmarkOutputs(torch.nn.Module):
         return self.net.to_unit(lm.keypoints), lm.presence, lm.handedness
 
 
-def _is_landmark_network(bundle: ModelBundle) -> bool:
-    """MediaPipe's landmark network with its own 21 outputs (no adapter to another keypoint set), in PyTorch."""
-    from handpose.models.mediapipe_hand import MediaPipeHandRegression
-
-    net = bundle.network
-    return isinstance(net, MediaPipeHandRegression) and net.adapter is None
-
 
 def export_keypoint_onnx(bundle: ModelBundle, path: str | Path, opset: int = 17) -> float:
     """Export a single-hand keypoint model for the pipeline: MediaPipe's landmark network with the three outputs
@@ -140,7 +129,7 @@ def export_keypoint_onnx(bundle: ModelBundle, path: str | Path, opset: int = 17)
     """
     from handpose.export import export_network_onnx, export_onnx
 
-    if not _is_landmark_network(bundle):
+    if not is_landmark_network(bundle):
         return export_onnx(bundle, path, opset)
     w, h = bundle.input_size
     x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -195,7 +184,7 @@ def keypoint_onnx_file(bundle: ModelBundle, folder: str | Path | None = None) ->
     """
     folder = Path(folder) if folder is not None else default_cache_dir()
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
-    meta["landmark_outputs"] = _is_landmark_network(bundle)
+    meta["landmark_outputs"] = is_landmark_network(bundle)
     return _cached(folder / f"{bundle.arch}-{_weights_key(bundle.network, meta)}.onnx",
                    lambda p: export_keypoint_onnx(bundle, p))
 
@@ -338,7 +327,7 @@ class TopDownPipeline:
         """
         b, k, step = self.bundle, len(self.skeleton.keypoints), self.predictor.batch_size
         if not rects:
-            none = np.zeros(0, np.float32) if self._landmark_path() else None
+            none = np.zeros(0, np.float32) if self.predictor.landmark_path() else None
             return {"keypoints": np.zeros((0, k, 2), np.float32), "scores": np.zeros((0, k), np.float32),
                     "presence": none, "handedness": none}
         affines = [rect_to_input_affine(r, b.input_size) for r in rects]
@@ -354,36 +343,10 @@ class TopDownPipeline:
         kp = np.stack([apply_affine(invert_affine(M), xy[j]) for j, M in enumerate(affines)])
         return {"keypoints": kp, "scores": joined(1), "presence": joined(2), "handedness": joined(3)}
 
-    def _landmark_path(self) -> bool:
-        """MediaPipe's landmark network with its own 21 outputs and no flip test: one pass gives keypoints,
-        presence and handedness (:meth:`~handpose.models.mediapipe_hand.MediaPipeHandRegression.landmarks`, or the
-        three outputs :data:`LANDMARK_OUTPUTS` of its ONNX file)."""
-        from handpose.export import OnnxNetwork
-
-        if self.predictor.flip_test:
-            return False
-        net = self.bundle.network
-        if isinstance(net, OnnxNetwork):
-            return tuple(o.name for o in net.session.get_outputs()) == LANDMARK_OUTPUTS
-        return _is_landmark_network(self.bundle)
-
-    @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> tuple[np.ndarray | None, ...]:
         """``(B, 3, H, W)`` normalised crops -> input-pixel keypoints ``(B, K, 2)``, scores ``(B, K)``, presence and
-        handedness ``(B,)`` (None off the landmark path)."""
-        if self._landmark_path():
-            net = self.bundle.network
-            if isinstance(net, torch.nn.Module):
-                lm = net.landmarks(batch)
-                unit, presence, handedness = net.to_unit(lm.keypoints), lm.presence, lm.handedness
-            else:  # the ONNX file's three outputs, the same computation
-                unit, presence, handedness = (torch.from_numpy(o) for o in
-                                              net.session.run(None, {net.input_name: batch.numpy()}))
-            xy, _ = self.bundle.codec.decode(unit)  # as forward + codec, from the same pass
-            scores = presence[:, None].expand(xy.shape[:2])  # the hand's presence for each of its keypoints
-            return xy.numpy(), scores.numpy(), presence.numpy(), handedness.numpy()
-        xy, scores = self.bundle.codec.decode(self.predictor.forward(batch), self.predictor.decode)
-        return xy.numpy(), scores.numpy(), None, None
+        handedness ``(B,)`` (None off the landmark path): :meth:`handpose.predict.Predictor.keypoints`."""
+        return self.predictor.keypoints(batch)
 
     def __call__(self, image: np.ndarray, name: str = "") -> Result:
         """Every detected hand of one RGB ``(H, W, 3)`` uint8 image (an image without hands: ``N = 0``).
