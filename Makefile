@@ -34,7 +34,9 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev .venv-mediapipe/.installed
 	$(PY) benchmarks/bench_speed.py
-	$(PY) benchmarks/bench_mediapipe.py --mediapipe-python .venv-mediapipe/bin/python
+	$(PY) examples/multi/split_hands.py
+	$(PY) benchmarks/bench_mediapipe.py --mediapipe-python .venv-mediapipe/bin/python \
+		--coco-ann out/multi/hands_heldout.json --teacher-limit 200
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_grouping.py
 	$(PY) benchmarks/bench_photos.py --mediapipe-python .venv-mediapipe/bin/python
