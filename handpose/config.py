@@ -40,6 +40,9 @@ FIELD_HELP: dict[str, dict[str, str]] = {
                     "``val_epe_px/<name>``, and the first one also as ``val_epe_px`` / ``val_loss``, which pick the "
                     "best checkpoint.",
         "backgrounds": "a folder of real photos that ``green_screen`` sets are pasted onto.",
+        "presence_negatives": "a folder of photos: after training, the presence head of a MediaPipe landmark network "
+                              "is refitted on training hand crops against random crops of these photos "
+                              "(:mod:`handpose.presence`; fine-tuning the trunk leaves that head uncalibrated).",
         "box_margin": "COCO crops: bbox grown by this share of its longer side on each side (kept in the model "
                       "card: ``handpose evaluate`` crops with it by default).",
         "allow_outside_images": "COCO: accept image ``file_name`` entries that leave the images folder (absolute, "
@@ -176,6 +179,7 @@ class TrainConfig:
     train_sets: list = field(default_factory=list)
     val_sets: list = field(default_factory=list)
     backgrounds: str = ""
+    presence_negatives: str = ""
     box_margin: float = 0.25
     allow_outside_images: bool = False
     skeleton: str = "hand21"
@@ -361,7 +365,7 @@ def check_set_entry(entry, where: str, weights: bool) -> None:
 
 #: Fields that are paths: in a config file, relative to the file's folder.
 FILE_PATHS = ("data_root", "train_ann", "train_images", "val_ann", "val_images", "mosaic_root", "cache_dir",
-              "backgrounds")
+              "backgrounds", "presence_negatives")
 #: Keys of ``extra_train`` / ``train_sets`` / ``val_sets`` entries that are paths.
 SET_PATHS = ("ann", "images", "freihand")
 #: Fields that are a path or a name (a bundled model, a shipped pretrained network): resolved when they are a path.

@@ -448,6 +448,33 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             "minutes": round(sum(stage_minutes), 2)}
 
 
+#: Crops of each kind the presence head is refitted on (a quarter held out to measure it).
+PRESENCE_CROPS = 1000
+
+
+def refit_presence(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> dict:
+    """Refit the presence head of a trained landmark network (:func:`handpose.presence.fit_presence_head`) on up to
+    :data:`PRESENCE_CROPS` un-augmented training crops and as many random crops of the ``presence_negatives``
+    photos; prints and returns its report.
+
+    Raises:
+        HandposeError: a network without a presence head, or no photos in ``presence_negatives``.
+    """
+    from handpose.data.keying import photo_files
+    from handpose.presence import fit_presence_head, negative_crops
+
+    rng = np.random.default_rng(cfg.seed)
+    picked = rng.choice(len(train_ds), min(PRESENCE_CROPS, len(train_ds)), replace=False)
+    hands = np.stack([train_ds.raw(int(i))[0] for i in picked])
+    photos = photo_files(cfg.presence_negatives, "presence_negatives")
+    others = negative_crops(photos, len(hands), tuple(cfg.input_size), cfg.pad_mode, cfg.seed)
+    report = fit_presence_head(bundle, hands, others, seed=cfg.seed)
+    print(f"presence head refitted on {report['fit']} crops: held-out ROC AUC {report['auc_before']:.4f} -> "
+          f"{report['auc_held_out']:.4f}, median presence on hands {report['hands_median']:.3f}, on other crops "
+          f"{report['others_median']:.4f}", flush=True)
+    return report
+
+
 def _fit_minutes(trainer: L.Trainer, t0: float) -> float:
     """Minutes of fitting, counting the earlier parts of a resumed run: Lightning's ``Timer`` (present when
     ``max_minutes`` is set) keeps the elapsed time in its checkpoints; without it, this process's wall clock."""
@@ -545,6 +572,8 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
                              meta["std"], cfg.model, dict(cfg.model_kwargs),
                              {**meta["card"], "train_minutes": round(minutes, 2), "epochs": result["epochs"],
                               f"best_{result['monitor']}": result["best_score"]}, cfg.pad_mode)
+        if cfg.presence_negatives:
+            result["presence"] = bundle.card["presence"] = refit_presence(bundle, train_ds, cfg)
         _save_bundle(bundle, run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
     if trainer.is_global_zero:  # loss, learning rate and validation error curves from the CSV log

@@ -68,6 +68,21 @@ def despill(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+def photo_files(folder: str | Path, what: str = "photos") -> list[Path]:
+    """The ``.jpg`` / ``.jpeg`` / ``.png`` files of ``folder``, sorted.
+
+    Raises:
+        HandposeError: a missing folder or one without such files (``what`` names the setting in the message).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HandposeError(f"{what}: folder {folder} not found")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not paths:
+        raise HandposeError(f"{what}: no .jpg / .png photos in {folder}")
+    return paths
+
+
 class BackgroundCompositor:
     """Pastes the foreground of green-screen crops onto random crops of real background photos.
 
@@ -94,13 +109,7 @@ class BackgroundCompositor:
         Raises:
             HandposeError: a missing folder or one without images.
         """
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise HandposeError(f"backgrounds: folder {folder} not found")
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        if not paths:
-            raise HandposeError(f"backgrounds: no .jpg / .png photos in {folder}")
-        return cls(paths, max_side)
+        return cls(photo_files(folder, "backgrounds"), max_side)
 
     def _load(self) -> list[np.ndarray]:
         if self._images is None:
