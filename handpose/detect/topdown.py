@@ -50,6 +50,18 @@ BACKENDS = ("torch", "onnxruntime")
 CROP_MAX_SIDE = 320
 
 
+def rgb_image(image, what: str) -> np.ndarray:
+    """``image`` as an ``(H, W, 3)`` uint8 array (what the pipeline and the tracker take).
+
+    Raises:
+        HandposeError: another shape or an empty image, named by ``what``.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise HandposeError(f"{what}: expected (H, W, 3) RGB, got shape {image.shape}")
+    return image.astype(np.uint8, copy=False)
+
+
 def is_hand_crop(width: int, height: int, max_side: int = CROP_MAX_SIDE) -> bool:
     """The rule ``handpose predict`` applies to an image when neither ``--detect`` nor ``--crop`` is given: a
     ``width`` x ``height`` image is one hand crop when its longer side is at most ``max_side`` pixels
@@ -354,10 +366,7 @@ class TopDownPipeline:
         Raises:
             HandposeError: ``image`` is not ``(H, W, 3)``.
         """
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-            raise HandposeError(f"{name or 'image'}: expected (H, W, 3) RGB, got shape {image.shape}")
-        image = image.astype(np.uint8, copy=False)
+        image = rgb_image(image, name or "image")
         det_scores, rects = self.regions(image)
         out = self.keypoints(image, rects)
         boxes = np.array([rect_bounds(r) for r in rects], np.float32).reshape(-1, 4)

@@ -34,7 +34,7 @@ import numpy as np
 
 from handpose.detect.decode import box_iou
 from handpose.detect.roi import RotatedRect, rotation_towards, transform_rect
-from handpose.detect.topdown import TopDownPipeline, rect_bounds
+from handpose.detect.topdown import TopDownPipeline, rect_bounds, rgb_image
 from handpose.errors import HandposeError
 from handpose.filters import OneEuroFilter
 from handpose.result import Result
@@ -220,10 +220,7 @@ class HandTracker:
         Raises:
             HandposeError: ``image`` is not ``(H, W, 3)``.
         """
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-            raise HandposeError(f"{name or 'frame'}: expected (H, W, 3) RGB, got shape {image.shape}")
-        image = image.astype(np.uint8, copy=False)
+        image = rgb_image(image, name or "frame")
         t = self.frames / 30.0 if t is None else float(t)
         self.frames += 1
         self._since_detection += 1
