@@ -20,7 +20,7 @@ from handpose.skeleton import Skeleton
 
 FORMAT = "handpose-model/1"
 #: The bundled default model (``handpose/weights/<name>.pt``).
-DEFAULT_MODEL = "hand21_resunet"
+DEFAULT_MODEL = "hand21_mediapipe_lite_mixed"
 
 
 @dataclass

@@ -34,6 +34,19 @@ class _LastStage(torch.nn.Module):
         return heatmaps, pafs
 
 
+class _LandmarkOutputs(torch.nn.Module):
+    """MediaPipe's landmark network as three tensors (``LANDMARK_OUTPUTS`` of :mod:`handpose.predict`): keypoints in
+    the regression codec's units, presence and handedness."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lm = self.net.landmarks(x)
+        return self.net.to_unit(lm.keypoints), lm.presence, lm.handedness
+
+
 def export_network_onnx(net: torch.nn.Module, path: str | Path, example: torch.Tensor, output_names: list[str],
                         metadata: dict, opset: int = 17) -> float:
     """Export any network with one image input to ONNX (dynamic batch, ``metadata`` stored as JSON under
@@ -74,9 +87,11 @@ def export_network_onnx(net: torch.nn.Module, path: str | Path, example: torch.T
 def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset: int = 17) -> float:
     """Export a model to ONNX and check it against PyTorch on a random batch of 2.
 
-    A single-instance model has one output ``output`` (heatmaps or coordinates); a bottom-up model has two,
-    ``heatmaps`` and ``pafs``, of its last stage (the earlier stages only serve training). The bundle's
-    preprocessing and decoding constants are the metadata (:func:`load_onnx` rebuilds the bundle).
+    A single-instance model has one output ``output`` (heatmaps or coordinates); MediaPipe's landmark network (with
+    its own 21 keypoints) three, ``output``, ``presence`` and ``handedness`` (what
+    :meth:`handpose.predict.Predictor.keypoints` reads); a bottom-up model two, ``heatmaps`` and ``pafs``, of its
+    last stage (the earlier stages only serve training). The bundle's preprocessing and decoding constants are the
+    metadata (:func:`load_onnx` rebuilds the bundle).
 
     Returns:
         The largest absolute difference between the PyTorch and onnxruntime outputs.
@@ -84,13 +99,19 @@ def export_onnx(model: ModelBundle | str | Path | None, path: str | Path, opset:
     Raises:
         HandposeError: onnx / onnxruntime are not installed, or the model cannot be loaded.
     """
+    from handpose.predict import LANDMARK_OUTPUTS, is_landmark_network
+
     bundle = model if isinstance(model, ModelBundle) else load_model(model)
-    bottom_up = bundle.codec.kind == "paf"
-    net = _LastStage(bundle.network) if bottom_up else bundle.network
+    if bundle.codec.kind == "paf":
+        net, names = _LastStage(bundle.network), ["heatmaps", "pafs"]
+    elif is_landmark_network(bundle):
+        net, names = _LandmarkOutputs(bundle.network), list(LANDMARK_OUTPUTS)
+    else:
+        net, names = bundle.network, ["output"]
     w, h = bundle.input_size
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
-    return export_network_onnx(net, path, x, ["heatmaps", "pafs"] if bottom_up else ["output"], meta, opset)
+    return export_network_onnx(net, path, x, names, meta, opset)
 
 
 def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_images: list[np.ndarray],

@@ -74,12 +74,15 @@ def test_export_runs_in_onnxruntime_like_pytorch(tmp_path):
     torch_pred = handpose.Predictor()
     x = torch_pred.prepare(photo).tensor[None]
     session = ort.InferenceSession(out["path"], providers=["CPUExecutionProvider"])
-    (heatmaps,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    outputs = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert [o.name for o in session.get_outputs()] == ["output", "presence", "handedness"]  # the default's three
     import torch
 
     with torch.inference_mode():
         ref = torch_pred.bundle.network(x).numpy()
-    assert heatmaps.shape == ref.shape and np.abs(heatmaps - ref).max() < 1e-3
+        presence = torch_pred.bundle.network.landmarks(x).presence.numpy()
+    assert outputs[0].shape == ref.shape and np.abs(outputs[0] - ref).max() < 1e-3
+    assert np.abs(outputs[1] - presence).max() < 1e-4
     onnx_kp = handpose.predict(photo, model=out["path"])[0].keypoints
     np.testing.assert_allclose(onnx_kp, torch_pred.predict_arrays([photo])[0].keypoints, atol=0.05)
     with pytest.raises(HandposeError, match="only onnx"):

@@ -28,7 +28,7 @@ def photos():
 
 @pytest.fixture(scope="module")
 def predictor():
-    return Predictor()  # the bundled heatmap model
+    return Predictor("hand21_resunet")  # the first bundled model (heatmaps)
 
 
 def test_left_hand_of_a_mirrored_photo_is_the_mirrored_prediction(photos, predictor):

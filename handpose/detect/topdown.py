@@ -38,7 +38,7 @@ from handpose.detect.detector import PalmDetector, letterbox_input
 from handpose.detect.palm import INPUT_SIZE
 from handpose.detect.roi import ROI_SCALE, ROI_SHIFT_Y, RotatedRect, roi_from_palm
 from handpose.errors import HandposeError
-from handpose.predict import LANDMARK_OUTPUTS, Predictor, is_landmark_network
+from handpose.predict import Predictor, is_landmark_network
 from handpose.result import Result
 from handpose.runtime import torch_threads
 
@@ -114,41 +114,6 @@ def _cached(path: Path, export: Callable[[Path], object]) -> Path:
     return path
 
 
-class _LandmarkOutputs(torch.nn.Module):
-    """MediaPipe's landmark network as three tensors :data:`LANDMARK_OUTPUTS` (what the top-down pipeline uses)."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        lm = self.net.landmarks(x)
-        return self.net.to_unit(lm.keypoints), lm.presence, lm.handedness
-
-
-
-def export_keypoint_onnx(bundle: ModelBundle, path: str | Path, opset: int = 17) -> float:
-    """Export a single-hand keypoint model for the pipeline: MediaPipe's landmark network with the three outputs
-    :data:`LANDMARK_OUTPUTS` (presence and handedness kept), any other model as :func:`handpose.export.export_onnx`.
-    Either file carries the bundle's metadata, so :func:`handpose.export.load_onnx` (and ``handpose predict
-    --model file.onnx``) runs it too.
-
-    Returns:
-        The largest absolute difference between the PyTorch and onnxruntime outputs on a random batch of 2.
-
-    Raises:
-        HandposeError: onnx / onnxruntime are not installed.
-    """
-    from handpose.export import export_network_onnx, export_onnx
-
-    if not is_landmark_network(bundle):
-        return export_onnx(bundle, path, opset)
-    w, h = bundle.input_size
-    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
-    meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
-    return export_network_onnx(_LandmarkOutputs(bundle.network), path, x, list(LANDMARK_OUTPUTS), meta, opset)
-
-
 class _PReLUAsReLU(torch.nn.Module):
     """``PReLU`` written as ``relu(x) - a * relu(-x)``: the same function (exactly, in PyTorch), which onnxruntime
     runs faster than its ``PRelu`` operator (per-channel broadcasting, and no NCHWc layout: a reorder before and
@@ -189,16 +154,18 @@ def palm_onnx_file(detector: PalmDetector, folder: str | Path | None = None) -> 
 
 def keypoint_onnx_file(bundle: ModelBundle, folder: str | Path | None = None) -> Path:
     """The keypoint model as ``{folder}/{arch}-{key}.onnx`` (``key``: a hash of its weights and metadata), exported
-    by :func:`export_keypoint_onnx` unless that file exists (default folder :func:`default_cache_dir`).
+    by :func:`handpose.export.export_onnx` unless that file exists (default folder :func:`default_cache_dir`).
 
     Raises:
         HandposeError: onnx / onnxruntime are not installed.
     """
+    from handpose.export import export_onnx
+
     folder = Path(folder) if folder is not None else default_cache_dir()
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
     meta["landmark_outputs"] = is_landmark_network(bundle)
     return _cached(folder / f"{bundle.arch}-{_weights_key(bundle.network, meta)}.onnx",
-                   lambda p: export_keypoint_onnx(bundle, p))
+                   lambda p: export_onnx(bundle, p))
 
 
 class OnnxPalmDetector(PalmDetector):
