@@ -117,7 +117,8 @@ def test_bad_override_and_init_weights_of_another_size_are_named_errors(tmp_path
     from handpose.skeleton import HAND12
     from handpose.train import KeypointModule
 
-    bundle = load_model(bundled_models()[0])  # a 21-keypoint model
+    assert "hand21_resunet" in bundled_models()
+    bundle = load_model("hand21_resunet")  # a 21-keypoint heatmap model
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
     cfg = load_config(None, [f"model={bundle.arch}"])
     twelve = KeypointModule({**meta, "skeleton": HAND12.to_dict()}, cfg.to_dict())  # the same network, 12 keypoints
