@@ -113,3 +113,15 @@ def test_worker_processes_give_the_same_results_and_report_bad_files(tmp_path):
     assert [r.file_name for r in runs[0]] == [r.file_name for r in runs[2]] and len(runs[0]) == 7
     for a, b in zip(runs[0], runs[2], strict=True):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
+
+
+def test_running_from_the_clone_imports_the_package():
+    """src layout: from the clone's top folder, ``import handpose`` finds the package (no top-level folder of that
+    name shadows it) and its API."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import handpose; print(handpose.__file__, callable(handpose.predict))"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert not (REPO / "handpose").exists()
+    assert out[0].endswith("src/handpose/__init__.py") and out[1] == "True"
