@@ -26,6 +26,7 @@ def test_bundled_model_card_and_loading():
     assert b.mean == [0.0, 0.0, 0.0] and b.std == [1.0, 1.0, 1.0]  # MediaPipe's [0, 1] input
     assert set(b.card["train_sets"]) >= {"hgcnn", "coco_hands", "hagrid", "freihand"}
     assert b.card["presence"]["auc_held_out"] > 0.97  # its presence head refitted after fine-tuning
+    assert b.card["handedness"]["auc_held_out"] > 0.95  # and its handedness head
     old = handpose.load_model("hand21_resunet")  # the first default stays loadable by name
     assert old.input_size == (128, 128) and all(0.0 < m < 1.0 for m in old.mean)
 
@@ -121,7 +122,8 @@ def test_running_from_the_clone_imports_the_package():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "import handpose; print(handpose.__file__, callable(handpose.predict))"],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    code = "import handpose; print(handpose.__file__, callable(handpose.predict))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.split()
     assert not (REPO / "handpose").exists()
     assert out[0].endswith("src/handpose/__init__.py") and out[1] == "True"

@@ -52,6 +52,19 @@ def test_refit_restores_a_scrambled_presence_head(crops):
         assert bundle.network.landmarks(x).presence[0] > 0.5
 
 
+def test_refit_of_the_handedness_head_tells_mirrored_hands_apart(crops):
+    """hgcnn-freihand shows one person's left hand: the photos and their mirror images are two hands; a scrambled
+    handedness head refitted on them separates held-out ones."""
+    hands, _ = crops
+    mirrored = np.ascontiguousarray(hands[:, :, ::-1])
+    bundle = load_model("mediapipe_hand_lite")
+    with torch.no_grad():
+        bundle.network.handedness_head.weight.mul_(0.0)
+    report = fit_presence_head(bundle, mirrored, hands, head="handedness_head")  # right = the mirrored left hands
+    assert report["auc_before"] == pytest.approx(0.5, abs=0.2) and report["auc_held_out"] > 0.95
+    assert report["hands_median"] > 0.5 > report["others_median"]
+
+
 def test_refit_refuses_networks_without_a_presence_head(crops):
     hands, others = crops
     with pytest.raises(HandposeError, match="no presence head"):
@@ -67,8 +80,10 @@ def test_training_refits_presence_with_presence_negatives(small_freihand, tmp_pa
         "dataset=freihand", f"data_root={small_freihand}", "model=mediapipe_hand_lite",
         "pretrained=mediapipe_hand_lite", "freeze_bn=true", "loss=l1", "input_size=96", "batch_size=4",
         "max_epochs=1", "limit_train_batches=1", "num_workers=0", f"out_dir={tmp_path}", "name=p", "lr=0.00001",
-        "early_stop_patience=0", f"presence_negatives={PHOTOS}"])
+        "early_stop_patience=0", f"presence_negatives={PHOTOS}", "handedness_teacher=mediapipe_hand_full"])
     out = train(cfg, progress=False)
     card = load_model(out["model"]).card["presence"]
     assert card == out["presence"] and card["fit"] + card["held_out"] == 2 * 16  # 16 train crops, 16 others
     assert 0.0 <= card["auc_held_out"] <= 1.0 and card["hands_median"] > card["others_median"]
+    hand = load_model(out["model"]).card["handedness"]  # hgcnn-freihand: one person's left hand, few sure rights
+    assert hand == out["handedness"] and hand["teacher"] == "mediapipe_hand_full" and 0 < hand["sure"] <= 1

@@ -43,6 +43,9 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "presence_negatives": "a folder of photos: after training, the presence head of a MediaPipe landmark network "
                               "is refitted on training hand crops against random crops of these photos "
                               "(:mod:`handpose.presence`; fine-tuning the trunk leaves that head uncalibrated).",
+        "handedness_teacher": "a model name or file (e.g. ``mediapipe_hand_full``): after training, the handedness "
+                              "head of a MediaPipe landmark network is refitted on training crops that this unchanged "
+                              "network is sure are right or left hands.",
         "box_margin": "COCO crops: bbox grown by this share of its longer side on each side (kept in the model "
                       "card: ``handpose evaluate`` crops with it by default).",
         "allow_outside_images": "COCO: accept image ``file_name`` entries that leave the images folder (absolute, "
@@ -180,6 +183,7 @@ class TrainConfig:
     val_sets: list = field(default_factory=list)
     backgrounds: str = ""
     presence_negatives: str = ""
+    handedness_teacher: str = ""
     box_margin: float = 0.25
     allow_outside_images: bool = False
     skeleton: str = "hand21"
@@ -369,7 +373,7 @@ FILE_PATHS = ("data_root", "train_ann", "train_images", "val_ann", "val_images",
 #: Keys of ``extra_train`` / ``train_sets`` / ``val_sets`` entries that are paths.
 SET_PATHS = ("ann", "images", "freihand")
 #: Fields that are a path or a name (a bundled model, a shipped pretrained network): resolved when they are a path.
-NAME_OR_PATHS = ("init_weights", "pretrained")
+NAME_OR_PATHS = ("init_weights", "pretrained", "handedness_teacher")
 
 
 def _is_path(value: str, base: Path) -> bool:

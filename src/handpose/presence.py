@@ -61,37 +61,40 @@ def _pooled(bundle: ModelBundle, crops: np.ndarray, batch: int = 64) -> torch.Te
 
 
 def fit_presence_head(bundle: ModelBundle, hands: np.ndarray, others: np.ndarray, held_out: float = 0.25,
-                      l2: float = 1e-3, seed: int = 0) -> dict:
+                      l2: float = 1e-3, seed: int = 0, head: str = "presence_head") -> dict:
     """Refit ``bundle.network.presence_head`` (``Linear(C, 1)`` before a sigmoid) by L2-regularised logistic
     regression (L-BFGS) on the pooled trunk features of ``hands`` (label 1) and ``others`` (label 0), the rest of the
-    network unchanged.
+    network unchanged. With ``head="handedness_head"`` the same fit serves the handedness output (``hands``: right
+    hands, ``others``: left hands).
 
     Args:
-        bundle: a model whose network has ``pooled`` and ``presence_head`` (MediaPipe's landmark network).
+        bundle: a model whose network has ``pooled`` and the ``head`` (MediaPipe's landmark network).
         hands, others: ``(N, h, w, 3)`` uint8 crops at the model's input size.
         held_out: share of each kind kept out of the fit to measure it.
         l2: weight of the squared weight norm in the loss.
+        head: the ``Linear(C, 1)`` to refit.
 
     Returns:
         ``{"auc_held_out", "auc_before", "hands_median", "others_median", "others_p95", "fit", "held_out"}``:
-        ROC AUC of the presence on the held-out crops after and before the fit, the new presence's median on held-out
-        hands and others and its 95th percentile on others, and the crop counts.
+        ROC AUC of the output on the held-out crops after and before the fit, the new output's median on held-out
+        ``hands`` and ``others`` and its 95th percentile on ``others``, and the crop counts.
 
     Raises:
-        HandposeError: a network without a presence head, or fewer than 4 crops of a kind.
+        HandposeError: a network without that head, or fewer than 4 crops of a kind.
     """
     net = bundle.network
-    if not hasattr(net, "presence_head") or not hasattr(net, "pooled"):
-        raise HandposeError(f"{bundle.arch}: no presence head to fit (MediaPipe's landmark network has one)")
+    if not hasattr(net, head) or not hasattr(net, "pooled"):
+        raise HandposeError(f"{bundle.arch}: no {head.replace('_head', '')} head to fit (MediaPipe's landmark "
+                            "network has one)")
     if len(hands) < 4 or len(others) < 4:
-        raise HandposeError(f"presence: need at least 4 hand crops and 4 others, got {len(hands)} and {len(others)}")
+        raise HandposeError(f"{head}: need at least 4 crops of each kind, got {len(hands)} and {len(others)}")
     x = torch.cat([_pooled(bundle, hands), _pooled(bundle, others)])
     y = torch.cat([torch.ones(len(hands)), torch.zeros(len(others))])
     gen = torch.Generator().manual_seed(seed)
     test = torch.zeros(len(y), dtype=torch.bool)
     for lo, n in ((0, len(hands)), (len(hands), len(others))):
         test[lo + torch.randperm(n, generator=gen)[:max(1, int(n * held_out))]] = True
-    head = net.presence_head
+    head = getattr(net, head)
     with torch.no_grad():
         before = torch.sigmoid(head(x[test]))[:, 0].numpy()
     mean, std = x[~test].mean(0), x[~test].std(0).clamp(min=1e-6)  # standardised features: a better-posed fit

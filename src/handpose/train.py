@@ -475,6 +475,50 @@ def refit_presence(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> 
     return report
 
 
+#: A training crop's handedness label is the teacher's when the teacher is at least this sure (p < 0.2 or > 0.8).
+HANDEDNESS_SURE = 0.3
+
+
+def refit_handedness(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> dict:
+    """Refit the handedness head of a trained landmark network on up to :data:`PRESENCE_CROPS` training crops,
+    labelled right or left by the unchanged ``handedness_teacher`` network on the same records (those it is sure of,
+    :data:`HANDEDNESS_SURE`), each also mirrored with the other label; prints and returns the report of
+    :func:`handpose.presence.fit_presence_head` (``hands``: right, ``others``: left) with ``"teacher"`` and
+    ``"sure"`` (the share of crops labelled).
+
+    Raises:
+        HandposeError: a teacher or student without a handedness head, or too few sure crops of a side.
+    """
+    from handpose.data.dataset import load_input, normalise
+    from handpose.presence import fit_presence_head
+
+    teacher = load_model(cfg.handedness_teacher)
+    if not hasattr(teacher.network, "landmarks"):
+        raise HandposeError(f"handedness_teacher {cfg.handedness_teacher!r} has no handedness output")
+    rng = np.random.default_rng(cfg.seed + 1)
+    picked = rng.choice(len(train_ds), min(PRESENCE_CROPS, len(train_ds)), replace=False)
+    p_right = []
+    with torch.inference_mode():
+        for i in picked:
+            img = load_input(train_ds.records[int(i)], teacher.input_size, teacher.pad_mode)[0]
+            x = normalise(img, teacher.mean, teacher.std)[None]
+            p_right.append(float(teacher.network.landmarks(x).handedness[0]))
+    p_right = np.asarray(p_right)
+    right, left = picked[p_right > 0.5 + HANDEDNESS_SURE], picked[p_right < 0.5 - HANDEDNESS_SURE]
+    shape = (0, *train_ds.raw(0)[0].shape)
+    crops = {side: np.stack([train_ds.raw(int(i))[0] for i in ids]) if len(ids) else np.zeros(shape, np.uint8)
+             for side, ids in (("right", right), ("left", left))}
+    # a mirrored right hand is a left hand: both sides get every sure crop
+    rights = np.concatenate([crops["right"], crops["left"][:, :, ::-1]])
+    lefts = np.concatenate([crops["left"], crops["right"][:, :, ::-1]])
+    report = fit_presence_head(bundle, rights, lefts, seed=cfg.seed, head="handedness_head")
+    report = {**report, "teacher": cfg.handedness_teacher, "sure": round((len(right) + len(left)) / len(picked), 4)}
+    print(f"handedness head refitted on {report['fit']} crops the teacher was sure of ({len(right)} right, "
+          f"{len(left)} left): held-out agreement ROC AUC {report['auc_before']:.4f} -> {report['auc_held_out']:.4f}",
+          flush=True)
+    return report
+
+
 def _fit_minutes(trainer: L.Trainer, t0: float) -> float:
     """Minutes of fitting, counting the earlier parts of a resumed run: Lightning's ``Timer`` (present when
     ``max_minutes`` is set) keeps the elapsed time in its checkpoints; without it, this process's wall clock."""
@@ -574,6 +618,8 @@ def train_single(cfg: TrainConfig, progress: bool = True) -> dict:
                               f"best_{result['monitor']}": result["best_score"]}, cfg.pad_mode)
         if cfg.presence_negatives:
             result["presence"] = bundle.card["presence"] = refit_presence(bundle, train_ds, cfg)
+        if cfg.handedness_teacher:
+            result["handedness"] = bundle.card["handedness"] = refit_handedness(bundle, train_ds, cfg)
         _save_bundle(bundle, run_dir / "model.pt")
         result["model"] = str(run_dir / "model.pt")
     if trainer.is_global_zero:  # loss, learning rate and validation error curves from the CSV log
