@@ -452,6 +452,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 PRESENCE_CROPS = 1000
 
 
+def _pick_records(train_ds: Dataset, seed: int) -> np.ndarray:
+    """Up to :data:`PRESENCE_CROPS` distinct record indices of ``train_ds``, drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(len(train_ds), min(PRESENCE_CROPS, len(train_ds)), replace=False)
+
+
 def refit_presence(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> dict:
     """Refit the presence head of a trained landmark network (:func:`handpose.presence.fit_presence_head`) on up to
     :data:`PRESENCE_CROPS` un-augmented training crops and as many random crops of the ``presence_negatives``
@@ -463,8 +469,7 @@ def refit_presence(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> 
     from handpose.data.keying import photo_files
     from handpose.presence import fit_presence_head, negative_crops
 
-    rng = np.random.default_rng(cfg.seed)
-    picked = rng.choice(len(train_ds), min(PRESENCE_CROPS, len(train_ds)), replace=False)
+    picked = _pick_records(train_ds, cfg.seed)
     hands = np.stack([train_ds.raw(int(i))[0] for i in picked])
     photos = photo_files(cfg.presence_negatives, "presence_negatives")
     others = negative_crops(photos, len(hands), tuple(cfg.input_size), cfg.pad_mode, cfg.seed)
@@ -495,14 +500,13 @@ def refit_handedness(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -
     teacher = load_model(cfg.handedness_teacher)
     if not hasattr(teacher.network, "landmarks"):
         raise HandposeError(f"handedness_teacher {cfg.handedness_teacher!r} has no handedness output")
-    rng = np.random.default_rng(cfg.seed + 1)
-    picked = rng.choice(len(train_ds), min(PRESENCE_CROPS, len(train_ds)), replace=False)
+    picked = _pick_records(train_ds, cfg.seed + 1)
     p_right = []
-    with torch.inference_mode():
-        for i in picked:
-            img = load_input(train_ds.records[int(i)], teacher.input_size, teacher.pad_mode)[0]
-            x = normalise(img, teacher.mean, teacher.std)[None]
-            p_right.append(float(teacher.network.landmarks(x).handedness[0]))
+    with torch.inference_mode():  # the teacher on its own crops of the same records, 64 at a time
+        for chunk in np.array_split(picked, max(1, len(picked) // 64)):
+            x = torch.stack([normalise(load_input(train_ds.records[int(i)], teacher.input_size, teacher.pad_mode)[0],
+                                       teacher.mean, teacher.std) for i in chunk])
+            p_right += teacher.network.landmarks(x).handedness.tolist()
     p_right = np.asarray(p_right)
     right, left = picked[p_right > 0.5 + HANDEDNESS_SURE], picked[p_right < 0.5 - HANDEDNESS_SURE]
     shape = (0, *train_ds.raw(0)[0].shape)
