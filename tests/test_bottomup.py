@@ -7,6 +7,7 @@ from handpose import HAND21
 from handpose.codecs.paf import PafCodec
 from handpose.data import load_coco, load_freihand
 from handpose.data.bottomup import BottomUpDataset, ignore_mask, mosaic
+from handpose.errors import HandposeError
 from handpose.grouping import group
 from tests.conftest import DATA
 
@@ -112,3 +113,80 @@ name: multi
     assert r.exit_code == 0, r.output
     m = json.loads(out.read_text())
     assert m["n_images"] == 2 and m["n_instances"] == 8 and 0.0 <= m["AP"] <= 1.0
+
+
+def test_window_cuts_a_scaled_window_around_an_instance(hands_coco):
+    from handpose.data.bottomup import window
+    from handpose.data.image import read_image
+
+    ann, images = hands_coco
+    records, _ = load_coco(ann, images, per_instance=False)
+    r = next(r for r in records if len(r.keypoints) >= 2)
+    src = read_image(r.image_path)
+    img, kp, mask = window(r, (256, 192), 1.5, np.random.default_rng(0))
+    assert img.shape == (192, 256, 3) and kp.shape == r.keypoints.shape and mask.shape == (192, 256)
+    # a scale and a shift: every labelled keypoint 1.5 x as far from the first one as in the photo
+    lab = r.visible > 0
+    d_src = np.linalg.norm(r.keypoints[lab] - r.keypoints[lab][0], axis=1)
+    d_win = np.linalg.norm(kp[lab] - kp[lab][0], axis=1)
+    np.testing.assert_allclose(d_win, 1.5 * d_src, atol=1e-3)
+    # the photo's colours at the moved keypoints inside the window (bilinear resampling only)
+    inside = lab & (kp[..., 0] >= 1) & (kp[..., 0] <= 254) & (kp[..., 1] >= 1) & (kp[..., 1] <= 190)
+    assert inside.sum() >= 10
+    got = img[np.round(kp[inside][:, 1]).astype(int), np.round(kp[inside][:, 0]).astype(int)].astype(float)
+    want = src[np.round(r.keypoints[inside][:, 1]).astype(int), np.round(r.keypoints[inside][:, 0]).astype(int)]
+    assert float(np.abs(got - want).mean()) < 25.0  # the same places (a wrong shift of a few px gives > 40)
+    # centred on one instance, shifted by at most a third of the window
+    centres = [(k[v > 0].min(0) + k[v > 0].max(0)) / 2 for k, v in zip(kp, r.visible, strict=True)]
+    assert min(np.abs(c - np.array([127.5, 95.5])).max() / np.array([256, 192]).max() for c in centres) <= 1 / 3
+    with pytest.raises(HandposeError, match="scale"):
+        window(r, (256, 192), 0.0, np.random.default_rng(0))
+
+
+def test_config_builds_composites_windows_and_the_predict_size(freihand_root, hands_coco, tmp_path):
+    from handpose.config import TrainConfig
+    from handpose.train import build_datasets
+
+    ann, images = hands_coco
+    people = DATA / "coco-person-mini"
+    if not people.is_dir():
+        pytest.skip("coco-person-mini not present")
+    cfg = TrainConfig(dataset="coco", train_ann=str(ann), train_images=str(images), val_ann=str(ann),
+                      val_images=str(images), skeleton="hand21", model="lightweight_openpose", loss="l2",
+                      input_size=[128, 128], composite_sets=[{"name": "hgcnn", "freihand": str(freihand_root),
+                                                              "split": "train"}],
+                      composite_backgrounds={"ann": str(people / "annotations" / "person_keypoints_train2017.json"),
+                                             "images": str(people / "train2017")},
+                      composite_prob=0.5, composite_hands=[2, 2], crop_scale=[1.0, 1.0], predict_size=[320, 256],
+                      predict_upsample=4, normalize="openpose", limit_records=3, aug_flip=0.0)
+    train_ds, _, meta, _ = build_datasets(cfg, "paf", 8)
+    # the model file letterboxes whole photos into predict_size and enlarges the maps 4 x before grouping
+    assert meta["input_size"] == [320, 256] and meta["codec"]["upsample"] == 4 and meta["codec"]["stride"] == 8
+    assert len(train_ds.composites.hands) == 3 and len(train_ds.composites.backgrounds) == 9
+    np.random.seed(0)
+    counts = [len(train_ds.sample(0)[1]) for _ in range(12)]
+    first = len(load_coco(ann, images, per_instance=False)[0][0].keypoints)
+    assert set(counts) == {2, first} or set(counts) <= {2}, counts  # composites of 2 hands, or the photo's hands
+    assert 2 in counts and first in counts
+    item = train_ds[0]
+    assert item["image"].shape == (3, 128, 128) and item["heatmaps"].shape == (22, 16, 16)
+    with pytest.raises(HandposeError, match="composite_backgrounds"):
+        TrainConfig(composite_sets=[{"name": "h", "freihand": str(freihand_root), "split": "train"}])
+    with pytest.raises(HandposeError, match="crop_scale"):
+        TrainConfig(crop_scale=[2.0, 1.0])
+
+
+def test_bundle_at_input_size_predicts_whole_photos_at_another_size():
+    from handpose import Predictor, load_model
+    from handpose.models.openpose import lightweight_openpose_bundle
+
+    body = lightweight_openpose_bundle()
+    big = body.at_input_size((640, 480), upsample=2)
+    assert big.input_size == (640, 480) and big.codec.upsample == 2 and big.network is body.network
+    assert body.input_size == (784, 368) and body.codec.upsample == 4  # the original is unchanged
+    photo = np.zeros((300, 400, 3), np.uint8)
+    assert Predictor(big).prepare(photo).tensor.shape == (3, 480, 640)
+    with pytest.raises(HandposeError, match="bottom-up"):
+        load_model("hand21_resunet").at_input_size((256, 256))
+    with pytest.raises(HandposeError, match="upsample"):
+        body.at_input_size((256, 256), upsample=0)

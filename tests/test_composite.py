@@ -21,6 +21,7 @@ import pytest
 from handpose.data import load_coco, load_freihand
 from handpose.data.composite import (
     CANVAS_SIZE,
+    CompositeSource,
     HandCrop,
     background_regions,
     compose,
@@ -156,3 +157,46 @@ def test_bad_inputs_raise(crops, backgrounds):
     r.visible[0, 2:] = 0
     with pytest.raises(HandposeError, match="fewer than 3 labelled keypoints"):
         HandCrop.from_record(r)
+
+
+def _scale(src: np.ndarray, dst: np.ndarray) -> float:
+    """The similarity scale between two ``(K, 2)`` keypoint sets (turn- and mirror-free): ratio of their spreads."""
+    return float(np.linalg.norm(dst - dst.mean(0)) / np.linalg.norm(src - src.mean(0)))
+
+
+def test_composite_source_draws_hands_of_one_size_off_the_people(freihand_root, backgrounds):
+    hands = load_freihand(freihand_root, "train", limit=12)
+    usable = [b for b in backgrounds if wrists_labelled(b)]
+    source = CompositeSource(hands, usable, count=(2, 4), hand_sizes=(20.0, 40.0))
+    by_name = {r.record_id: r for r in hands}
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        comp = source.draw(rng, (256, 256))
+        assert comp.image.shape == (256, 256, 3) and 2 <= len(comp.keypoints) <= 4
+        sizes = []
+        for name, kp, vis in zip(comp.sources, comp.keypoints, comp.visible, strict=True):
+            src = by_name[name]
+            sizes.append(_scale(src.keypoints[0], kp) * max(keypoint_box(src.keypoints[0], src.visible[0])[2:]))
+            assert np.array_equal(vis, src.visible[0])
+            cx, cy = kp.mean(0)
+            assert not any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in comp.ignore_boxes)
+        # one size per composite, each hand within 0.8-1.25 x of it, the size within the range
+        assert 0.8 * 20.0 - 1e-3 <= min(sizes) and max(sizes) <= 1.25 * 40.0 + 1e-3, sizes
+        assert max(sizes) / min(sizes) <= 1.25 / 0.8 + 1e-6, sizes
+    again = CompositeSource(hands, usable, count=(2, 4), hand_sizes=(20.0, 40.0)).draw(np.random.default_rng(3),
+                                                                                       (256, 256))
+    assert np.array_equal(again.image, source.draw(np.random.default_rng(3), (256, 256)).image)
+
+
+def test_composite_source_weights_pick_the_hands(freihand_root, backgrounds):
+    hands = load_freihand(freihand_root, "train", limit=4)
+    usable = [b for b in backgrounds if wrists_labelled(b)]
+    source = CompositeSource(hands, usable, np.array([0.0, 0.0, 1.0, 0.0]), count=(1, 1))
+    rng = np.random.default_rng(0)
+    assert {source.draw(rng, (128, 128)).sources[0] for _ in range(5)} == {hands[2].record_id}
+    with pytest.raises(HandposeError, match="hands and backgrounds"):
+        CompositeSource([], usable)
+    with pytest.raises(HandposeError, match="ranges"):
+        CompositeSource(hands, usable, count=(3, 2))
+    with pytest.raises(HandposeError, match="weights"):
+        CompositeSource(hands, usable, np.array([1.0]))

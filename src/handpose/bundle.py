@@ -6,6 +6,7 @@ Lightning ``.ckpt`` files written by :mod:`handpose.train` load the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -51,6 +52,25 @@ class ModelBundle:
     def input_size(self) -> tuple[int, int]:
         """``(width, height)`` of the model input."""
         return tuple(self.codec.input_size)
+
+    def at_input_size(self, input_size: tuple[int, int], upsample: int | None = None) -> ModelBundle:
+        """The same network (shared, not copied) predicting whole images letterboxed into ``input_size``
+        ``(width, height)`` pixels, with the maps enlarged ``upsample`` times before grouping (default: as saved).
+        Only for bottom-up (PAF) models, whose network is fully convolutional.
+
+        Raises:
+            HandposeError: not a bottom-up model, or a size or upsample below 1.
+        """
+        if getattr(self.codec, "kind", "") != "paf":
+            raise HandposeError(f"at_input_size is for bottom-up (PAF) models; this one's codec is "
+                                f"{getattr(self.codec, 'kind', type(self.codec).__name__)!r}")
+        upsample = self.codec.upsample if upsample is None else int(upsample)
+        if len(input_size) != 2 or min(input_size) < 1 or upsample < 1:
+            raise HandposeError(f"input_size must be (width, height) >= 1 and upsample >= 1, got {input_size}, "
+                                f"{upsample}")
+        codec = dataclasses.replace(self.codec, input_size=(int(input_size[0]), int(input_size[1])),
+                                    upsample=upsample)
+        return dataclasses.replace(self, codec=codec)
 
     def to_dict(self) -> dict:
         """The saved form (plain types and tensors)."""

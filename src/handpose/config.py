@@ -79,6 +79,24 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "mosaic_root": "bottom-up models: a FreiHAND-layout folder whose train-split photos are composed into 2x2 "
                        "mosaics.",
         "mosaic_prob": "bottom-up models: probability of a mosaic instead of a data set image.",
+        "composite_sets": "bottom-up models: hand sets (entries as ``train_sets``': ``{name, ann, images}`` or "
+                          "``{name, freihand, split}``, with ``weight``; train splits only) whose hands are pasted "
+                          "into ``composite_backgrounds`` photos (:class:`handpose.data.composite.CompositeSource`).",
+        "composite_backgrounds": "bottom-up models: ``{ann, images}`` of COCO person photos the composites are made "
+                                 "on (only those whose people all have both wrists labelled; their hands are masked "
+                                 "out of the loss).",
+        "composite_prob": "bottom-up models: probability of a composite instead of a data set image.",
+        "composite_hands": "bottom-up models: ``[min, max]`` hands per composite.",
+        "composite_hand_sizes": "bottom-up models: ``[min, max]`` hand size in a composite (longer side of the "
+                                "keypoint box, input pixels), drawn log-uniformly per composite.",
+        "crop_scale": "bottom-up models: ``[min, max]`` input pixels per photo pixel: data set images are cut into "
+                      "``input_size`` windows at a scale drawn from this range instead of letterboxed whole (empty: "
+                      "letterboxed).",
+        "predict_size": "bottom-up models: the input ``[width, height]`` written into the model file, into which "
+                        "whole photos are letterboxed at prediction (the network is fully convolutional; training "
+                        "uses ``input_size``); empty: ``input_size``.",
+        "predict_upsample": "bottom-up models: the maps are enlarged this many times before grouping at prediction "
+                            "(written into the model file; :class:`handpose.codecs.PafCodec`).",
     },
     "Optimisation": {
         "optimizer": "``adam`` or ``sgd``.",
@@ -204,6 +222,14 @@ class TrainConfig:
     paf_width: float = 1.0
     mosaic_root: str = ""
     mosaic_prob: float = 0.0
+    composite_sets: list = field(default_factory=list)
+    composite_backgrounds: dict = field(default_factory=dict)
+    composite_prob: float = 0.0
+    composite_hands: list = field(default_factory=lambda: [1, 8])
+    composite_hand_sizes: list = field(default_factory=lambda: [12.0, 200.0])
+    crop_scale: list = field(default_factory=list)
+    predict_size: list = field(default_factory=list)
+    predict_upsample: int = 1
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -275,9 +301,19 @@ class TrainConfig:
         for i, extra in enumerate(self.extra_train):
             if not isinstance(extra, dict) or set(extra) != {"ann", "images"}:
                 raise HandposeError(f"extra_train[{i}]: expected {{ann: COCO json, images: folder}}, got {extra!r}")
-        for key in ("train_sets", "val_sets"):
+        for key in ("train_sets", "val_sets", "composite_sets"):
             for i, entry in enumerate(getattr(self, key)):
-                check_set_entry(entry, f"{key}[{i}]", weights=key == "train_sets")
+                check_set_entry(entry, f"{key}[{i}]", weights=key != "val_sets")
+        if self.composite_sets and set(self.composite_backgrounds) != {"ann", "images"}:
+            raise HandposeError(f"composite_sets need composite_backgrounds {{ann: COCO person json, images: folder}}, "
+                                f"got {self.composite_backgrounds!r}")
+        for key in ("composite_hands", "composite_hand_sizes", "crop_scale", "predict_size"):
+            value = getattr(self, key)
+            if value and (len(value) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in value)
+                          or (key != "predict_size" and value[0] > value[1])):
+                raise HandposeError(f"{key} must be [min, max] > 0 (predict_size: [width, height]), got {value!r}")
+        if self.predict_upsample < 1:
+            raise HandposeError(f"predict_upsample must be >= 1, got {self.predict_upsample}")
         if self.val_sets and not self.train_sets:
             raise HandposeError("val_sets goes with train_sets (without them, validation is the val split of the "
                                 "main set)")
@@ -389,7 +425,8 @@ def _absolute(value: str, base: Path) -> str:
 def resolve_paths(values: dict, base: str | Path) -> dict:
     """The config values of a file in ``base`` with their paths made absolute (a copy; ``stages`` too).
 
-    Resolved: :data:`FILE_PATHS`, ``extra_train`` entries' ``ann`` and ``images``, and :data:`NAME_OR_PATHS` and
+    Resolved: :data:`FILE_PATHS`, ``extra_train``, ``train_sets``, ``val_sets`` and ``composite_sets`` entries' and
+    ``composite_backgrounds``' ``ann``, ``images`` and ``freihand``, and :data:`NAME_OR_PATHS` and
     ``model_kwargs.pretrained`` when :func:`_is_path` says they are paths. Left as they are: empty and absolute
     values, ``out_dir`` and ``resume`` (relative to the current folder, where runs live), values of the wrong type
     (refused later by :class:`TrainConfig`).
@@ -409,7 +446,10 @@ def resolve_paths(values: dict, base: str | Path) -> dict:
     kwargs = out.get("model_kwargs")
     if isinstance(kwargs, dict) and isinstance(kwargs.get("pretrained"), str):
         out["model_kwargs"] = {**kwargs, "pretrained": _absolute(kwargs["pretrained"], base)}
-    for key in ("extra_train", "train_sets", "val_sets"):
+    if isinstance(out.get("composite_backgrounds"), dict):
+        out["composite_backgrounds"] = {k: _absolute(v, base) if k in SET_PATHS and isinstance(v, str) else v
+                                        for k, v in out["composite_backgrounds"].items()}
+    for key in ("extra_train", "train_sets", "val_sets", "composite_sets"):
         if isinstance(out.get(key), list):
             out[key] = [{k: _absolute(v, base) if k in SET_PATHS and isinstance(v, str) else v
                          for k, v in e.items()} if isinstance(e, dict) else e for e in out[key]]

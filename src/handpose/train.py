@@ -22,6 +22,7 @@ from handpose.codecs import codec_to_dict, make_codec
 from handpose.config import TrainConfig
 from handpose.data.bottomup import BottomUpDataset, place
 from handpose.data.coco import load_coco, read_coco_json, skeleton_from_coco
+from handpose.data.composite import CompositeSource, wrists_labelled
 from handpose.data.dataset import KeypointDataset, channel_stats
 from handpose.data.freihand import load_freihand
 from handpose.data.keying import BackgroundCompositor
@@ -235,6 +236,29 @@ def input_normalization(cfg: TrainConfig) -> tuple[list[float], list[float]] | N
     return None if name == "dataset" else NORMALIZATIONS[name]
 
 
+def composite_source(cfg: TrainConfig, skeleton: Skeleton) -> CompositeSource | None:
+    """The :class:`CompositeSource` of the config's ``composite_sets`` (drawn by their ``weight``,
+    :func:`handpose.data.sets.sampling_weights`) on ``composite_backgrounds`` photos whose people all have both
+    wrists labelled (:func:`handpose.data.composite.wrists_labelled`), or None without ``composite_sets``.
+
+    Raises:
+        HandposeError: as :func:`handpose.data.sets.load_set` and :func:`handpose.data.coco.load_coco`, or no
+            background photo with every wrist labelled.
+    """
+    if not cfg.composite_sets:
+        return None
+    groups = [load_set(entry, skeleton, cfg.split, cfg.box_margin, True, cfg.allow_outside_images,
+                       cfg.limit_records or None) for entry in cfg.composite_sets]
+    weights = sampling_weights([len(g) for g in groups], [float(e.get("weight", 1.0)) for e in cfg.composite_sets])
+    bg = cfg.composite_backgrounds
+    backgrounds, _ = load_coco(bg["ann"], bg["images"], per_instance=False, allow_outside=cfg.allow_outside_images)
+    backgrounds = [b for b in backgrounds if wrists_labelled(b)]
+    if not backgrounds:
+        raise HandposeError(f"composite_backgrounds {bg['ann']}: no photo whose people all have both wrists labelled")
+    hands = [r for g in groups for r in g]
+    return CompositeSource(hands, backgrounds, weights, tuple(cfg.composite_hands), tuple(cfg.composite_hand_sizes))
+
+
 def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
                    ) -> tuple[Dataset, Dataset | list[Dataset], dict, np.ndarray | None]:
     """Train and val datasets (a list with one per ``val_sets`` entry when there are several), the bundle metadata
@@ -261,7 +285,8 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
         mean, std = fixed or channel_stats(place(r, tuple(cfg.input_size), cfg.pad_mode)[0]
                                            for r in train_records + mosaic)
         train_ds = BottomUpDataset(train_records, skeleton, codec, mean, std, aug, mosaic, cfg.mosaic_prob,
-                                   cfg.pad_mode)
+                                   cfg.pad_mode, composite_source(cfg, skeleton), cfg.composite_prob,
+                                   tuple(cfg.crop_scale) if cfg.crop_scale else None)
         val_ds = BottomUpDataset(val_records, skeleton, codec, mean, std, None, pad_mode=cfg.pad_mode)
     else:
         cache = cfg.cache_dir or cfg.cache
@@ -279,8 +304,8 @@ def build_datasets(cfg: TrainConfig, codec_kind: str, network_stride: int
         "arch": cfg.model,
         "arch_kwargs": dict(cfg.model_kwargs),
         "skeleton": skeleton.to_dict(),
-        "input_size": list(cfg.input_size),
-        "codec": codec_to_dict(codec),
+        "input_size": list(cfg.predict_size or cfg.input_size) if bottom_up else list(cfg.input_size),
+        "codec": {**codec_to_dict(codec), "upsample": cfg.predict_upsample} if bottom_up else codec_to_dict(codec),
         "mean": mean,
         "std": std,
         "pad_mode": cfg.pad_mode,

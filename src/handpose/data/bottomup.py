@@ -1,4 +1,5 @@
-"""The torch Dataset for bottom-up models: whole images with every instance, ignore masks, mosaics."""
+"""The torch Dataset for bottom-up models: whole images (or windows of them) with every instance, ignore masks,
+mosaics and composites (:class:`handpose.data.composite.CompositeSource`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import torch
 from torch.utils.data import Dataset
 
 from handpose.codecs.paf import PafCodec
+from handpose.data.composite import CompositeSource, map_boxes
 from handpose.data.dataset import load_input, normalise
+from handpose.data.image import read_image
 from handpose.data.records import Record
-from handpose.data.transforms import AugmentConfig, Augmenter, apply_affine
+from handpose.data.transforms import AugmentConfig, Augmenter, apply_affine, warp_to_input
 from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
 
@@ -40,6 +43,48 @@ def place(record: Record, size: tuple[int, int], pad_mode: str = "constant"
     corners = apply_affine(M, np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=0))
     mapped = np.concatenate([corners[:len(boxes)], corners[len(boxes):] - corners[:len(boxes)]], axis=1)
     return image, keypoints, ignore_mask(size[1], size[0], mapped)
+
+
+def window(record: Record, size: tuple[int, int], scale: float, rng: np.random.Generator,
+           pad_mode: str = "constant") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a ``size`` window out of a record's image scaled by ``scale``, around one of its instances.
+
+    Whole photos are letterboxed at prediction into a larger input than the training crops (a bottom-up model's
+    ``predict_size``); this cuts training windows at that scale instead of shrinking the whole photo into ``size``.
+    The window's centre is the keypoint-box centre of a random labelled instance (the image centre when none is
+    labelled), shifted by up to a third of the window either way.
+
+    Args:
+        size: ``(width, height)`` of the window, input pixels.
+        scale: input pixels per image pixel (> 0).
+        rng: the instance and shift draws.
+
+    Returns:
+        ``image`` ``(h, w, 3)``, ``keypoints`` ``(N, K, 2)`` in the window, ``mask`` ``(h, w)`` uint8 (0 in the
+        record's ignore boxes).
+
+    Raises:
+        HandposeError: the image cannot be read (the message names the record), or ``scale`` <= 0.
+    """
+    if not scale > 0:
+        raise HandposeError(f"record {record.record_id}: window scale must be > 0, got {scale}")
+    try:
+        img = read_image(record.image_path)
+    except HandposeError as e:
+        raise HandposeError(f"record {record.record_id}: {e}") from e
+    labelled = [i for i in range(len(record.keypoints)) if (record.visible[i] > 0).sum() > 0]
+    if labelled:
+        i = labelled[int(rng.integers(len(labelled)))]
+        pts = record.keypoints[i][record.visible[i] > 0]
+        centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    else:
+        centre = np.array([(img.shape[1] - 1) / 2, (img.shape[0] - 1) / 2])
+    w, h = size
+    centre = centre + rng.uniform(-1, 1, 2) * np.array([w, h]) / (3 * scale)
+    M = np.array([[scale, 0.0, (w - 1) / 2 - scale * centre[0]], [0.0, scale, (h - 1) / 2 - scale * centre[1]]])
+    boxes = record.ignore_boxes if record.ignore_boxes is not None else np.zeros((0, 4), np.float32)
+    return (warp_to_input(img, M, size, pad_mode), apply_affine(M, record.keypoints),
+            ignore_mask(h, w, map_boxes(M, boxes)))
 
 
 def mosaic(records: list[Record], input_size: tuple[int, int], pad_mode: str = "constant"
@@ -78,6 +123,10 @@ class BottomUpDataset(Dataset):
         mosaic_records: records to compose 2x2 mosaics from (e.g. single-hand photos), used with probability
             ``mosaic_prob`` instead of ``records[index]``.
         pad_mode: letterbox fill (``constant`` or ``border``).
+        composites: draws hands pasted into background photos at the input size, used with probability
+            ``composite_prob`` instead of ``records[index]`` (before mosaics are considered).
+        crop_scale: ``(min, max)``: ``records[index]`` is cut as a :func:`window` at a scale drawn uniformly from
+            this range (input pixels per image pixel) instead of being letterboxed whole; None: letterboxed.
 
     Shapes:
         ``image`` ``(3, H, W)``; ``heatmaps`` ``(K + 1, H/s, W/s)``; ``pafs`` ``(2 L, H/s, W/s)``; ``mask``
@@ -86,7 +135,8 @@ class BottomUpDataset(Dataset):
 
     def __init__(self, records: list[Record], skeleton: Skeleton, codec: PafCodec, mean=(0.0, 0.0, 0.0),
                  std=(1.0, 1.0, 1.0), augment: AugmentConfig | None = None, mosaic_records: list[Record] | None = None,
-                 mosaic_prob: float = 0.0, pad_mode: str = "constant"):
+                 mosaic_prob: float = 0.0, pad_mode: str = "constant", composites: CompositeSource | None = None,
+                 composite_prob: float = 0.0, crop_scale: tuple[float, float] | None = None):
         for r in list(records) + list(mosaic_records or []):
             if r.keypoints.shape[1] != skeleton.num_keypoints:
                 raise HandposeError(f"record {r.record_id}: {r.keypoints.shape[1]} keypoints, skeleton "
@@ -97,16 +147,29 @@ class BottomUpDataset(Dataset):
         self.mosaic_records = list(mosaic_records or [])
         self.mosaic_prob = mosaic_prob if self.mosaic_records else 0.0
         self.pad_mode = pad_mode
+        if composites is not None and composites.hands[0].keypoints.shape[1] != skeleton.num_keypoints:
+            raise HandposeError(f"composite hands have {composites.hands[0].keypoints.shape[1]} keypoints, skeleton "
+                                f"{skeleton.name!r} has {skeleton.num_keypoints}")
+        self.composites = composites
+        self.composite_prob = composite_prob if composites is not None else 0.0
+        self.crop_scale = crop_scale
 
     def __len__(self) -> int:
         return len(self.records)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Un-normalised ``(image, keypoints (N, K, 2), visible (N, K), mask (H, W))`` at input size."""
+        if self.composite_prob and np.random.random() < self.composite_prob:
+            c = self.composites.draw(np.random.default_rng(np.random.randint(2**31)), self.codec.input_size)
+            return c.image, c.keypoints, c.visible, ignore_mask(c.image.shape[0], c.image.shape[1], c.ignore_boxes)
         if self.mosaic_prob and np.random.random() < self.mosaic_prob:
             pick = np.random.choice(len(self.mosaic_records), size=4, replace=len(self.mosaic_records) < 4)
             return mosaic([self.mosaic_records[i] for i in pick], self.codec.input_size, self.pad_mode)
         r = self.records[index]
+        if self.crop_scale is not None:
+            rng = np.random.default_rng(np.random.randint(2**31))
+            img, kp, mask = window(r, self.codec.input_size, float(rng.uniform(*self.crop_scale)), rng, self.pad_mode)
+            return img, kp, r.visible.copy(), mask
         img, kp, mask = place(r, self.codec.input_size, pad_mode=self.pad_mode)
         return img, kp, r.visible.copy(), mask
 

@@ -340,3 +340,69 @@ def write_composites(composites: Sequence[Composite], folder: str | Path, skelet
     path = folder / f"{prefix}.json"
     path.write_text(json.dumps(to_coco(composites, names, skeleton)))
     return path
+
+
+class CompositeSource:
+    """Draws training composites: a random background photo with a random number of random labelled hands pasted
+    in (:func:`compose`), the hands of one composite of similar size (as in a photo).
+
+    The hand size of a composite is drawn log-uniformly from ``hand_sizes`` (so small hands, the hard case in whole
+    photos, are as common per octave as large ones), each of its hands within 0.8-1.25 x of it. Hand photos are read
+    when drawn (nothing is held in memory but the records).
+
+    Args:
+        hands: labelled hand records, one hand each (instance 0 is pasted), e.g. a FreiHAND-layout train split or
+            teacher-labelled crops.
+        backgrounds: COCO person photos (:func:`handpose.data.coco.load_coco` with ``per_instance=False``); their
+            people's hands become ignore regions (:func:`background_regions`).
+        hand_weights: per-record probabilities of drawing each hand (``(len(hands),)``, summing to 1), e.g.
+            :func:`handpose.data.sets.sampling_weights` of several sets; default uniform.
+        count: ``(min, max)`` hands per composite, inclusive.
+        hand_sizes: ``(min, max)`` longer side of a hand's keypoint box, pixels of the canvas.
+        max_rotation: turn of each hand, degrees either way. mirror_prob: probability of a mirrored hand.
+
+    Raises:
+        HandposeError: no hands or no backgrounds, a count or size range that is empty or below 1, or weights of
+            another length than ``hands``.
+    """
+
+    def __init__(self, hands: Sequence[Record], backgrounds: Sequence[Record], hand_weights: np.ndarray | None = None,
+                 count: tuple[int, int] = (1, 8), hand_sizes: tuple[float, float] = (12.0, 200.0),
+                 max_rotation: float = 45.0, mirror_prob: float = 0.5):
+        if not hands or not backgrounds:
+            raise HandposeError(f"composites need hands and backgrounds (got {len(hands)} hands, "
+                                f"{len(backgrounds)} backgrounds)")
+        if not 1 <= count[0] <= count[1] or not 1 <= hand_sizes[0] <= hand_sizes[1]:
+            raise HandposeError(f"composites: count {tuple(count)} and hand_sizes {tuple(hand_sizes)} must be "
+                                "(min, max) ranges >= 1")
+        if hand_weights is not None and len(hand_weights) != len(hands):
+            raise HandposeError(f"composites: {len(hand_weights)} hand weights for {len(hands)} hands")
+        self.hands, self.backgrounds = list(hands), list(backgrounds)
+        self.regions = [background_regions(b) for b in self.backgrounds]
+        self.hand_weights = hand_weights
+        self.count, self.hand_sizes = (int(count[0]), int(count[1])), (float(hand_sizes[0]), float(hand_sizes[1]))
+        self.max_rotation, self.mirror_prob = max_rotation, mirror_prob
+
+    def draw(self, rng: np.random.Generator, canvas_size: tuple[int, int]) -> Composite:
+        """One composite of ``canvas_size`` ``(width, height)`` pixels. When the hands find no place (many ignore
+        regions), another background is drawn with half as many hands.
+
+        Raises:
+            HandposeError: an unreadable image (named), or no place even for one hand on 10 backgrounds.
+        """
+        n = int(rng.integers(self.count[0], self.count[1] + 1))
+        size = float(np.exp(rng.uniform(np.log(self.hand_sizes[0]), np.log(self.hand_sizes[1]))))
+        for _ in range(10):
+            b = int(rng.integers(len(self.backgrounds)))
+            pick = rng.choice(len(self.hands), size=n, replace=len(self.hands) < n, p=self.hand_weights)
+            crops = [HandCrop.from_record(self.hands[i]) for i in pick]
+            try:
+                return compose(read_image(self.backgrounds[b].image_path), crops, rng, self.regions[b], canvas_size,
+                               (0.8 * size, 1.25 * size), self.max_rotation, self.mirror_prob,
+                               background_name=self.backgrounds[b].record_id)
+            except HandposeError as e:
+                if "no place" not in str(e):
+                    raise
+                n = max(1, n // 2)
+        raise HandposeError(f"composites: no place for {n} hand(s) of {size:.0f} px on 10 backgrounds of "
+                            f"{canvas_size}")
