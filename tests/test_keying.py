@@ -3,6 +3,7 @@ becomes a real photo, other photos are left alone; and the new augmentations kee
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -82,10 +83,11 @@ def test_background_folder_errors(tmp_path):
         BackgroundCompositor.from_folder(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["blur", "occlusion", "rotate"])
+@pytest.mark.parametrize("kind", ["blur", "occlusion", "lowres", "rotate"])
 def test_augmentations_move_keypoints_with_the_image(green_photos, kind):
     image, kp, vis = next(p for p in green_photos if green_share(p[0]) >= 0.3 and p[2].all())
-    opts = {"blur": {"blur": 1.0}, "occlusion": {"occlusion": 1.0}, "rotate": {"rotate": 180}}[kind]
+    opts = {"blur": {"blur": 1.0}, "occlusion": {"occlusion": 1.0}, "lowres": {"lowres": 1.0},
+            "rotate": {"rotate": 180}}[kind]
     aug = Augmenter(AugmentConfig(**{"rotate": 0, "scale": 0, "translate": 0, "flip": 0, "colour": 0, **opts}),
                     HAND21)
     np.random.seed(1)
@@ -100,3 +102,7 @@ def test_augmentations_move_keypoints_with_the_image(green_photos, kind):
     else:
         assert np.array_equal(kp2[0], kp) and (vis2 == 2).all()  # pixels change, keypoints stay labelled
         assert np.abs(out.astype(int) - image.astype(int)).mean() > 1
+    if kind == "lowres":  # detail is lost: less high-frequency energy (Laplacian), same size and mean colour
+        detail = [np.abs(cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_32F)).mean() for im in (image, out)]
+        assert out.shape == image.shape and detail[1] < 0.7 * detail[0]
+        assert np.abs(out.mean((0, 1)) - image.mean((0, 1))).max() < 3

@@ -150,6 +150,8 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "aug_blur": "probability of a Gaussian or motion blur.",
         "aug_occlusion": "probability of 1-3 random-colour rectangles over the crop (synthetic occlusion; the "
                          "keypoints under them stay labelled).",
+        "aug_lowres": "probability of a low-resolution crop: shrunk to 10-50 % of its side and enlarged back, as a "
+                      "small hand of a whole photo enlarged into the input.",
     },
     "Run": {
         "seed": "random seed.",
@@ -265,6 +267,7 @@ class TrainConfig:
     aug_contrast: float | None = None
     aug_blur: float = 0.0
     aug_occlusion: float = 0.0
+    aug_lowres: float = 0.0
 
     seed: int = 42
     accelerator: str = "cpu"

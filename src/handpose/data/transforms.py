@@ -113,6 +113,9 @@ class AugmentConfig:
             cheap camera.
         occlusion: probability of synthetic occlusion: 1-3 rectangles of 10-35 % of the side filled with random
             colours over the crop (the keypoints under them stay labelled: the model learns to infer them).
+        lowres: probability of a low-resolution crop: shrunk to 10-50 % of its side and enlarged back (bilinear;
+            albumentations' ``Downscale``), as a small hand of a whole photo enlarged into the input (the held-out
+            coco-wholebody-hands hands are 15-40 px across with their margin, enlarged 4-10x into 160 px).
     """
 
     rotate: float = 30.0
@@ -126,6 +129,7 @@ class AugmentConfig:
     contrast: float | None = None
     blur: float = 0.0
     occlusion: float = 0.0
+    lowres: float = 0.0
 
 
 class Augmenter:
@@ -162,6 +166,9 @@ class Augmenter:
         if cfg.occlusion:
             ops.append(A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.35),
                                        hole_width_range=(0.1, 0.35), fill="random_uniform", p=cfg.occlusion))
+        if cfg.lowres:
+            linear = {"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}
+            ops.append(A.Downscale(scale_range=(0.1, 0.5), interpolation_pair=linear, p=cfg.lowres))
         self.pipeline = A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
                                   save_applied_params=True)
 
