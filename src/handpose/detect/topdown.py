@@ -313,7 +313,7 @@ class TopDownPipeline:
         # onnxruntime runs the network: torch's glue on one thread, so that the two thread pools do not compete
         with torch_threads(None if isinstance(b.network, torch.nn.Module) else 1):
             crops = [normalise(warp_to_input(image, M, b.input_size, b.pad_mode), b.mean, b.std) for M in affines]
-            parts = [self._forward(torch.stack(crops[i:i + step])) for i in range(0, len(crops), step)]
+            parts = [self.predictor.keypoints(torch.stack(crops[i:i + step])) for i in range(0, len(crops), step)]
 
         def joined(i: int) -> np.ndarray | None:
             return None if parts[0][i] is None else np.concatenate([p[i] for p in parts]).astype(np.float32)
@@ -321,11 +321,6 @@ class TopDownPipeline:
         xy = joined(0)
         kp = np.stack([apply_affine(invert_affine(M), xy[j]) for j, M in enumerate(affines)])
         return {"keypoints": kp, "scores": joined(1), "presence": joined(2), "handedness": joined(3)}
-
-    def _forward(self, batch: torch.Tensor) -> tuple[np.ndarray | None, ...]:
-        """``(B, 3, H, W)`` normalised crops -> input-pixel keypoints ``(B, K, 2)``, scores ``(B, K)``, presence and
-        handedness ``(B,)`` (None off the landmark path): :meth:`handpose.predict.Predictor.keypoints`."""
-        return self.predictor.keypoints(batch)
 
     def __call__(self, image: np.ndarray, name: str = "") -> Result:
         """Every detected hand of one RGB ``(H, W, 3)`` uint8 image (an image without hands: ``N = 0``).
