@@ -10,7 +10,7 @@ from handpose.data import load_freihand
 from handpose.data.dataset import load_input
 from handpose.data.keying import photo_files
 from handpose.errors import HandposeError
-from handpose.presence import fit_presence_head, negative_crops, roc_auc
+from handpose.presence import fit_logistic_head, negative_crops, roc_auc
 from handpose.train import train
 from tests.conftest import DATA
 
@@ -41,10 +41,10 @@ def test_refit_restores_a_scrambled_presence_head(crops):
         bundle.network.presence_head.weight.copy_(torch.randn_like(bundle.network.presence_head.weight,
                                                                    generator=torch.Generator().manual_seed(0)) * 0.05)
     trunk = {k: v.clone() for k, v in bundle.network.state_dict().items() if not k.startswith("presence_head")}
-    report = fit_presence_head(bundle, hands, others)
+    report = fit_logistic_head(bundle, hands, others)
     assert report["fit"] + report["held_out"] == len(hands) + len(others) and report["held_out"] >= 20
     assert report["auc_before"] < 0.9 and report["auc_held_out"] > 0.97
-    assert report["hands_median"] > 0.9 and report["others_median"] < 0.1
+    assert report["positives_median"] > 0.9 and report["negatives_median"] < 0.1
     after = bundle.network.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in trunk.items())  # only the head changed
     with torch.inference_mode():  # the module now gives the fitted presence
@@ -60,17 +60,17 @@ def test_refit_of_the_handedness_head_tells_mirrored_hands_apart(crops):
     bundle = load_model("mediapipe_hand_lite")
     with torch.no_grad():
         bundle.network.handedness_head.weight.mul_(0.0)
-    report = fit_presence_head(bundle, mirrored, hands, head="handedness_head")  # right = the mirrored left hands
+    report = fit_logistic_head(bundle, mirrored, hands, head="handedness_head")  # right = the mirrored left hands
     assert report["auc_before"] == pytest.approx(0.5, abs=0.2) and report["auc_held_out"] > 0.95
-    assert report["hands_median"] > 0.5 > report["others_median"]
+    assert report["positives_median"] > 0.5 > report["negatives_median"]
 
 
 def test_refit_refuses_networks_without_a_presence_head(crops):
     hands, others = crops
     with pytest.raises(HandposeError, match="no presence head"):
-        fit_presence_head(load_model("hand21_resunet"), hands, others)
+        fit_logistic_head(load_model("hand21_resunet"), hands, others)
     with pytest.raises(HandposeError, match="at least 4"):
-        fit_presence_head(load_model("mediapipe_hand_lite"), hands[:3], others)
+        fit_logistic_head(load_model("mediapipe_hand_lite"), hands[:3], others)
 
 
 def test_training_refits_presence_with_presence_negatives(small_freihand, tmp_path):
@@ -84,6 +84,6 @@ def test_training_refits_presence_with_presence_negatives(small_freihand, tmp_pa
     out = train(cfg, progress=False)
     card = load_model(out["model"]).card["presence"]
     assert card == out["presence"] and card["fit"] + card["held_out"] == 2 * 16  # 16 train crops, 16 others
-    assert 0.0 <= card["auc_held_out"] <= 1.0 and card["hands_median"] > card["others_median"]
+    assert 0.0 <= card["auc_held_out"] <= 1.0 and card["positives_median"] > card["negatives_median"]
     hand = load_model(out["model"]).card["handedness"]  # hgcnn-freihand: one person's left hand, few sure rights
     assert hand == out["handedness"] and hand["teacher"] == "mediapipe_hand_full" and 0 < hand["sure"] <= 1

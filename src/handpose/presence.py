@@ -60,24 +60,24 @@ def _pooled(bundle: ModelBundle, crops: np.ndarray, batch: int = 64) -> torch.Te
     return torch.cat(feats)
 
 
-def fit_presence_head(bundle: ModelBundle, hands: np.ndarray, others: np.ndarray, held_out: float = 0.25,
+def fit_logistic_head(bundle: ModelBundle, positives: np.ndarray, negatives: np.ndarray, held_out: float = 0.25,
                       l2: float = 1e-3, seed: int = 0, head: str = "presence_head") -> dict:
-    """Refit ``bundle.network.presence_head`` (``Linear(C, 1)`` before a sigmoid) by L2-regularised logistic
-    regression (L-BFGS) on the pooled trunk features of ``hands`` (label 1) and ``others`` (label 0), the rest of the
-    network unchanged. With ``head="handedness_head"`` the same fit serves the handedness output (``hands``: right
-    hands, ``others``: left hands).
+    """Refit one ``Linear(C, 1)`` head before a sigmoid (``bundle.network.<head>``) by L2-regularised logistic
+    regression (L-BFGS) on the pooled trunk features of ``positives`` (label 1) and ``negatives`` (label 0), the rest
+    of the network unchanged: the presence head (positives: hand crops, negatives: crops without a hand) or the
+    handedness head (``head="handedness_head"``; positives: right hands, negatives: left hands).
 
     Args:
         bundle: a model whose network has ``pooled`` and the ``head`` (MediaPipe's landmark network).
-        hands, others: ``(N, h, w, 3)`` uint8 crops at the model's input size.
+        positives, negatives: ``(N, h, w, 3)`` uint8 crops at the model's input size.
         held_out: share of each kind kept out of the fit to measure it.
         l2: weight of the squared weight norm in the loss.
         head: the ``Linear(C, 1)`` to refit.
 
     Returns:
-        ``{"auc_held_out", "auc_before", "hands_median", "others_median", "others_p95", "fit", "held_out"}``:
-        ROC AUC of the output on the held-out crops after and before the fit, the new output's median on held-out
-        ``hands`` and ``others`` and its 95th percentile on ``others``, and the crop counts.
+        ``{"auc_held_out", "auc_before", "positives_median", "negatives_median", "negatives_p95", "fit",
+        "held_out"}``: ROC AUC of the output on the held-out crops after and before the fit, the new output's median
+        on held-out positives and negatives and its 95th percentile on negatives, and the crop counts.
 
     Raises:
         HandposeError: a network without that head, or fewer than 4 crops of a kind.
@@ -86,13 +86,13 @@ def fit_presence_head(bundle: ModelBundle, hands: np.ndarray, others: np.ndarray
     if not hasattr(net, head) or not hasattr(net, "pooled"):
         raise HandposeError(f"{bundle.arch}: no {head.replace('_head', '')} head to fit (MediaPipe's landmark "
                             "network has one)")
-    if len(hands) < 4 or len(others) < 4:
-        raise HandposeError(f"{head}: need at least 4 crops of each kind, got {len(hands)} and {len(others)}")
-    x = torch.cat([_pooled(bundle, hands), _pooled(bundle, others)])
-    y = torch.cat([torch.ones(len(hands)), torch.zeros(len(others))])
+    if len(positives) < 4 or len(negatives) < 4:
+        raise HandposeError(f"{head}: need at least 4 crops of each kind, got {len(positives)} and {len(negatives)}")
+    x = torch.cat([_pooled(bundle, positives), _pooled(bundle, negatives)])
+    y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
     gen = torch.Generator().manual_seed(seed)
     test = torch.zeros(len(y), dtype=torch.bool)
-    for lo, n in ((0, len(hands)), (len(hands), len(others))):
+    for lo, n in ((0, len(positives)), (len(positives), len(negatives))):
         test[lo + torch.randperm(n, generator=gen)[:max(1, int(n * held_out))]] = True
     head = getattr(net, head)
     with torch.no_grad():
@@ -119,6 +119,6 @@ def fit_presence_head(bundle: ModelBundle, hands: np.ndarray, others: np.ndarray
         after = torch.sigmoid(head(x[test]))[:, 0].numpy()
     yt = y[test].numpy() > 0.5
     return {"auc_held_out": roc_auc(after[yt], after[~yt]), "auc_before": roc_auc(before[yt], before[~yt]),
-            "hands_median": float(np.median(after[yt])), "others_median": float(np.median(after[~yt])),
-            "others_p95": float(np.percentile(after[~yt], 95)), "fit": int((~test).sum()),
+            "positives_median": float(np.median(after[yt])), "negatives_median": float(np.median(after[~yt])),
+            "negatives_p95": float(np.percentile(after[~yt], 95)), "fit": int((~test).sum()),
             "held_out": int(test.sum())}

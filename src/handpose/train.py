@@ -484,7 +484,7 @@ def _pick_records(train_ds: Dataset, seed: int) -> np.ndarray:
 
 
 def refit_presence(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> dict:
-    """Refit the presence head of a trained landmark network (:func:`handpose.presence.fit_presence_head`) on up to
+    """Refit the presence head of a trained landmark network (:func:`handpose.presence.fit_logistic_head`) on up to
     :data:`PRESENCE_CROPS` un-augmented training crops and as many random crops of the ``presence_negatives``
     photos; prints and returns its report.
 
@@ -492,16 +492,16 @@ def refit_presence(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -> 
         HandposeError: a network without a presence head, or no photos in ``presence_negatives``.
     """
     from handpose.data.keying import photo_files
-    from handpose.presence import fit_presence_head, negative_crops
+    from handpose.presence import fit_logistic_head, negative_crops
 
     picked = _pick_records(train_ds, cfg.seed)
     hands = np.stack([train_ds.raw(int(i))[0] for i in picked])
     photos = photo_files(cfg.presence_negatives, "presence_negatives")
     others = negative_crops(photos, len(hands), tuple(cfg.input_size), cfg.pad_mode, cfg.seed)
-    report = fit_presence_head(bundle, hands, others, seed=cfg.seed)
+    report = fit_logistic_head(bundle, hands, others, seed=cfg.seed)
     print(f"presence head refitted on {report['fit']} crops: held-out ROC AUC {report['auc_before']:.4f} -> "
-          f"{report['auc_held_out']:.4f}, median presence on hands {report['hands_median']:.3f}, on other crops "
-          f"{report['others_median']:.4f}", flush=True)
+          f"{report['auc_held_out']:.4f}, median presence on hands {report['positives_median']:.3f}, on other crops "
+          f"{report['negatives_median']:.4f}", flush=True)
     return report
 
 
@@ -513,14 +513,14 @@ def refit_handedness(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -
     """Refit the handedness head of a trained landmark network on up to :data:`PRESENCE_CROPS` training crops,
     labelled right or left by the unchanged ``handedness_teacher`` network on the same records (those it is sure of,
     :data:`HANDEDNESS_SURE`), each also mirrored with the other label; prints and returns the report of
-    :func:`handpose.presence.fit_presence_head` (``hands``: right, ``others``: left) with ``"teacher"`` and
+    :func:`handpose.presence.fit_logistic_head` (positives: right, negatives: left) with ``"teacher"`` and
     ``"sure"`` (the share of crops labelled).
 
     Raises:
         HandposeError: a teacher or student without a handedness head, or too few sure crops of a side.
     """
     from handpose.data.dataset import load_input, normalise
-    from handpose.presence import fit_presence_head
+    from handpose.presence import fit_logistic_head
 
     teacher = load_model(cfg.handedness_teacher)
     if not hasattr(teacher.network, "landmarks"):
@@ -540,7 +540,7 @@ def refit_handedness(bundle: ModelBundle, train_ds: Dataset, cfg: TrainConfig) -
     # a mirrored right hand is a left hand: both sides get every sure crop
     rights = np.concatenate([crops["right"], crops["left"][:, :, ::-1]])
     lefts = np.concatenate([crops["left"], crops["right"][:, :, ::-1]])
-    report = fit_presence_head(bundle, rights, lefts, seed=cfg.seed, head="handedness_head")
+    report = fit_logistic_head(bundle, rights, lefts, seed=cfg.seed, head="handedness_head")
     report = {**report, "teacher": cfg.handedness_teacher, "sure": round((len(right) + len(left)) / len(picked), 4)}
     print(f"handedness head refitted on {report['fit']} crops the teacher was sure of ({len(right)} right, "
           f"{len(left)} left): held-out agreement ROC AUC {report['auc_before']:.4f} -> {report['auc_held_out']:.4f}",
