@@ -1,7 +1,8 @@
-"""Every hand in whole photos: handpose top-down (PyTorch and onnxruntime) beside MediaPipe Hands, in one run.
+"""Every hand in whole photos: handpose top-down (torch and onnxruntime), bottom-up and MediaPipe Hands, in one run.
 
     python benchmarks/bench_photos.py [--mediapipe-python .venv-mediapipe/bin/python] [--per-count 10]
-        [--counts 1 2 4 8] [--hgcnn 73] [--threads 1] [--bottom-up runs/hands_openpose/model.pt]
+        [--counts 1 2 4 8] [--hgcnn 73] [--threads 1] [--bottom-up runs/hands_openpose_coco/model.pt]
+        [--bottom-up-size 960 960] [--bottom-up-upsample 4]
 
 Photo sets (people's labels throughout):
 
@@ -19,11 +20,14 @@ cache folder), both with ``--threads`` threads; ``mediapipe``: MediaPipe Hands 0
 (``static_image_mode=True``, ``max_num_hands=20``, ``model_complexity`` 1) in its own environment
 (``benchmarks/_mediapipe_worker.py``). A hand counts when its
 presence is at least 0.5, MediaPipe's own rule for dropping landmarks (handpose: ``Result.presence``; MediaPipe
-applies it inside). Optional: a bottom-up hand model (``--bottom-up``, a PAF model trained here; the imported
-``lightweight_openpose_coco`` is a body model and is not run).
+applies it inside). ``handpose bottom-up``: a bottom-up hand model (``--bottom-up``, default the one
+``configs/hands_openpose_coco.yaml`` fine-tunes from the imported ``lightweight_openpose_coco`` body model; skipped
+when the file is missing), whole photos letterboxed into its ``predict_size`` (or ``--bottom-up-size``), with
+``--threads`` threads; every grouped hand counts (no presence), ranked by its mean keypoint score.
 
 Per set and pipeline: ``found`` = labelled hands matched by a kept hand (one to one, closest first; a pair matches
-when the mean distance over the label's keypoints is below half the longer side of its keypoint box), ``extra`` =
+when the mean distance over the label's keypoints is below half the longer side of its keypoint box; a bottom-up
+hand that misses keypoints is measured on those it has, and needs at least half the label's), ``extra`` =
 kept hands matched to no label and outside the ignore regions (on coco photos these include real hands without a
 label), ``err px`` = mean keypoint error of the found hands (pixels of the photo), ``AP`` = COCO keypoint AP
 (pycocotools, hand OKS sigmas of COCO-WholeBody, :func:`handpose.coco_eval.coco_keypoint_ap`; ranked by handpose's
@@ -217,7 +221,10 @@ def score(photos: PhotoSet, run: Run) -> dict:
             vis = kv[:, 2] > 0
             limit = 0.5 * max(keypoint_box(kv[:, :2], vis)[2:])
             for pi, kp in enumerate(kps):
-                err = float(np.linalg.norm(kp[vis] - kv[vis, :2], axis=1).mean())
+                both = vis & np.isfinite(kp).all(axis=1)  # bottom-up instances may miss keypoints (NaN)
+                if 2 * both.sum() < vis.sum():
+                    continue  # a fragment with under half the labelled keypoints is not a found hand
+                err = float(np.linalg.norm(kp[both] - kv[both, :2], axis=1).mean())
                 if err < limit:
                     pairs.append((err, li, pi))
         used_l, used_p = set(), set()
@@ -229,11 +236,14 @@ def score(photos: PhotoSet, run: Run) -> dict:
         found += len(used_l)
         sizes += [(float(max(a["bbox"][2:])), li in used_l) for li, a in enumerate(labels)]
         for pi, kp in enumerate(kps):
-            cx, cy = kp.mean(axis=0)
+            if not np.isfinite(kp).any():
+                continue
+            cx, cy = np.nanmean(kp, axis=0)
             if pi not in used_p and not any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in ignore):
                 extra += 1
         for kp, s in zip(kps, scores, strict=True):
-            flat = np.concatenate([kp, np.ones((len(kp), 1), np.float32)], axis=1).reshape(-1)
+            has = np.isfinite(kp).all(axis=1, keepdims=True)  # a missing keypoint is written 0, 0 (as to_coco)
+            flat = np.concatenate([np.where(has, kp, 0.0), has], axis=1).astype(np.float32).reshape(-1)
             detections.append({"image_id": image_id, "category_id": 1, "keypoints": flat.tolist(),
                                "score": float(s)})
     ap = coco_keypoint_ap(photos.gt, detections, HAND21)["AP"] if detections else 0.0
@@ -252,8 +262,12 @@ def main() -> None:
     ap.add_argument("--hgcnn", type=int, default=None, help="first N hgcnn-freihand val photos (default: all 73)")
     ap.add_argument("--threads", type=int, default=1, help="PyTorch and onnxruntime threads of the handpose runs")
     ap.add_argument("--onnx-dir", type=Path, default=None, help="exported ONNX files (default: the handpose cache)")
-    ap.add_argument("--bottom-up", type=Path, default=REPO / "runs" / "hands_openpose" / "model.pt",
+    ap.add_argument("--bottom-up", type=Path, default=REPO / "runs" / "hands_openpose_coco" / "model.pt",
                     help="a bottom-up hand model to run beside (skipped when the file is missing)")
+    ap.add_argument("--bottom-up-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                    help="letterbox whole photos into this input for the bottom-up model (default: its own)")
+    ap.add_argument("--bottom-up-upsample", type=int, default=None,
+                    help="enlarge the bottom-up maps this many times before grouping (default: the model's)")
     ap.add_argument("--reps", type=int, default=10, help="repetitions of the cost-against-hands timing")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -266,9 +280,12 @@ def main() -> None:
                                                   onnx_dir=args.onnx_dir, threads=args.threads)}
     bottom_up = None
     if args.bottom_up and Path(args.bottom_up).is_file():
-        from handpose import Predictor
+        from handpose import Predictor, load_model
 
-        bottom_up = Predictor(str(args.bottom_up), batch_size=1)
+        bundle = load_model(args.bottom_up)
+        if args.bottom_up_size or args.bottom_up_upsample:
+            bundle = bundle.at_input_size(args.bottom_up_size or bundle.input_size, args.bottom_up_upsample)
+        bottom_up = Predictor(bundle, batch_size=1)
     has_mp = Path(args.mediapipe_python).is_file()
     rows: dict[str, dict[str, dict]] = {}
     scaled: dict[str, dict[int, float]] = {}
@@ -295,9 +312,9 @@ def main() -> None:
           f"(1 / 5 / 15 min); handpose at {args.threads} thread(s); MediaPipe static_image_mode=True, "
           f"max_num_hands={args.max_num_hands}, model_complexity={args.complexity}"
           + ("" if has_mp else f"; MediaPipe not found at {args.mediapipe_python}: not run"))
-    print("bottom-up: lightweight_openpose_coco is a body model (17 COCO keypoints, no hand keypoints): not run; "
-          + (f"hand model {args.bottom_up}" if bottom_up is not None else f"no bottom-up hand model at "
-             f"{args.bottom_up}: not run"))
+    print(f"bottom-up: hand model {args.bottom_up}, input {bottom_up.bundle.input_size[0]} x "
+          f"{bottom_up.bundle.input_size[1]}, maps enlarged {bottom_up.bundle.codec.upsample} x"
+          if bottom_up is not None else f"bottom-up: no hand model at {args.bottom_up}: not run")
     print(f"{'photos':15s} {'pipeline':18s} {'n':>4s} {'hands':>6s} {'found':>6s} {'extra':>6s} {'err px':>7s} "
           f"{'AP':>6s} {'ms':>8s}")
     for set_name, by_pipe in rows.items():
