@@ -131,3 +131,27 @@ def test_onnx_predictor_runs_torch_glue_on_one_thread_and_restores(tmp_path, mon
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_same_padding_is_folded_into_the_convolutions(tmp_path):
+    """MediaPipe's networks pad their strided convolutions asymmetrically (TensorFlow SAME): the exported graph has
+    no Pad node left, the convolutions carry the padding, and the outputs on real photos stay the PyTorch ones."""
+    import onnx
+
+    from handpose.export import export_onnx, fold_pads_into_convs
+
+    out = tmp_path / "default.onnx"
+    assert export_onnx(load_model(), out) < 1e-4  # the check against PyTorch runs on the folded file
+    graph = onnx.load(str(out)).graph
+    ops = [n.op_type for n in graph.node]
+    assert "Pad" not in ops and "Shape" not in ops and ops.count("Conv") > 40
+    asymmetric = [list(a.ints) for n in graph.node if n.op_type == "Conv" for a in n.attribute
+                  if a.name == "pads" and list(a.ints[:2]) != list(a.ints[2:])]
+    # stride 2 on even sizes: an odd total, TensorFlow's extra pixel after (3x3: 0 / 1, 5x5: 1 / 2)
+    assert asymmetric and all(p[0] == p[1] and p[2] == p[3] == p[0] + 1 for p in asymmetric)
+    assert fold_pads_into_convs(out) == 0  # nothing left to move
+    images = [read_image(p) for p in EXAMPLES]
+    a = Predictor(load_model()).predict_arrays(images)
+    b = Predictor(load_model(out)).predict_arrays(images)
+    for x, y in zip(a, b, strict=True):
+        assert np.abs(x.keypoints - y.keypoints).max() < 0.01

@@ -20,6 +20,75 @@ from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
 
 METADATA_KEY = "handpose"
+#: Version of the exported graph's form (2: constants folded, zero padding folded into the convolutions, see
+#: :func:`fold_pads_into_convs`); caches of exported files (:mod:`handpose.detect.topdown`) key on it.
+GRAPH_VERSION = 2
+
+
+def fold_pads_into_convs(path: str | Path) -> int:
+    """Rewrite the ONNX file ``path`` with its constants folded and every zero ``Pad`` that feeds only a ``Conv``
+    moved into that convolution's own ``pads``; returns how many were moved.
+
+    TensorFlow's "SAME" padding of strided convolutions (:func:`handpose.models.backbones.tf_same_pad`, MediaPipe's
+    networks) is asymmetric, which ``nn.Conv2d`` cannot express, so the export writes a ``Pad`` before each; ONNX's
+    ``Conv`` can (``pads = [top, left, bottom, right]``), and onnxruntime 1.32 leaves those ``Pad`` nodes in place,
+    each between two reorders of its NCHWc layout. Measured here: the default model (160 px, one thread,
+    interleaved runs) 6.16 -> 4.66 ms median. The constants are folded by onnxruntime's basic graph optimisations
+    (hardware-independent, standard operators only), saved and read back with ``onnx``.
+
+    Raises:
+        HandposeError: onnx / onnxruntime are not installed.
+    """
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import helper, numpy_helper
+    except ImportError as e:
+        raise HandposeError("ONNX export needs the onnx and onnxruntime packages: pip install 'handpose[onnx]'") from e
+    path = Path(path)
+    folded = path.with_name(path.stem + ".basic.onnx")
+    try:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.log_severity_level = 3  # not its notes on the initializers it drops
+        opts.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(folded))
+    finally:
+        folded.unlink(missing_ok=True)
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    moved = []
+    for pad in model.graph.node:
+        if pad.op_type != "Pad" or pad.input[1] not in constants:
+            continue
+        mode = next((helper.get_attribute_value(a) for a in pad.attribute if a.name == "mode"), b"constant")
+        value = constants.get(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else None
+        pads = constants[pad.input[1]].astype(np.int64)
+        conv = readers.get(pad.output[0], [])
+        if (mode != b"constant" or (value is not None and np.any(value != 0)) or len(conv) != 1
+                or conv[0].op_type != "Conv" or len(pads) != 8 or np.any(pads[[0, 1, 4, 5]] != 0) or np.any(pads < 0)
+                or pad.output[0] in {o.name for o in model.graph.output}):
+            continue
+        conv = conv[0]
+        attrs = {a.name: a for a in conv.attribute}
+        if "auto_pad" in attrs and helper.get_attribute_value(attrs["auto_pad"]) not in (b"NOTSET", b""):
+            continue
+        own = list(helper.get_attribute_value(attrs["pads"])) if "pads" in attrs else [0, 0, 0, 0]
+        if "pads" in attrs:
+            conv.attribute.remove(attrs["pads"])
+        # ONNX pads: [x1_begin (top), x2_begin (left), x1_end (bottom), x2_end (right)]
+        conv.attribute.append(helper.make_attribute("pads", [own[0] + int(pads[2]), own[1] + int(pads[3]),
+                                                              own[2] + int(pads[6]), own[3] + int(pads[7])]))
+        conv.input[0] = pad.input[0]
+        moved.append(pad)
+    for pad in moved:
+        model.graph.node.remove(pad)
+    onnx.save(model, str(path))
+    return len(moved)
 
 
 class _LastStage(torch.nn.Module):
@@ -72,6 +141,7 @@ def export_network_onnx(net: torch.nn.Module, path: str | Path, example: torch.T
     torch.onnx.export(net, (example,), str(path), input_names=["image"], output_names=output_names,
                       opset_version=opset, dynamic_axes={n: {0: "batch"} for n in ["image", *output_names]},
                       dynamo=False)
+    fold_pads_into_convs(path)
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)

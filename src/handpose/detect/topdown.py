@@ -146,7 +146,10 @@ def palm_onnx_file(detector: PalmDetector, folder: str | Path | None = None) -> 
         HandposeError: onnx / onnxruntime are not installed.
     """
     folder = Path(folder) if folder is not None else default_cache_dir()
-    key = _weights_key(detector.net, {"kind": "palm_detector", "variant": detector.variant, "prelu": "relu"})
+    from handpose.export import GRAPH_VERSION
+
+    key = _weights_key(detector.net, {"kind": "palm_detector", "variant": detector.variant, "prelu": "relu",
+                                      "graph": GRAPH_VERSION})
     fast = copy.copy(detector)  # the same detector and metadata, the network rewritten for onnxruntime
     fast.net = _prelu_as_relu(detector.net)
     return _cached(folder / f"palm_detection_{detector.variant}-{key}.onnx", fast.export_onnx)
@@ -159,11 +162,12 @@ def keypoint_onnx_file(bundle: ModelBundle, folder: str | Path | None = None) ->
     Raises:
         HandposeError: onnx / onnxruntime are not installed.
     """
-    from handpose.export import export_onnx
+    from handpose.export import GRAPH_VERSION, export_onnx
 
     folder = Path(folder) if folder is not None else default_cache_dir()
     meta = {k: v for k, v in bundle.to_dict().items() if k != "state_dict"}
     meta["landmark_outputs"] = is_landmark_network(bundle)
+    meta["graph"] = GRAPH_VERSION
     return _cached(folder / f"{bundle.arch}-{_weights_key(bundle.network, meta)}.onnx",
                    lambda p: export_onnx(bundle, p))
 

@@ -129,7 +129,10 @@ def tf_same_pad(x: torch.Tensor, kernel: int, stride: int, dilation: int = 1) ->
     (top / left) and the rest after (https://www.tensorflow.org/api_docs/python/tf/nn#notes_on_padding_2). Square
     kernels, strides and dilations."""
     pads = []
-    for n in (x.shape[-1], x.shape[-2]):  # F.pad order: width first
+    for n in (int(x.shape[-1]), int(x.shape[-2])):  # F.pad order: width first
+        # int(): an ONNX export traces the sizes as constants, so the pads are constants that onnxruntime folds into
+        # the convolution (traced as tensors they became a Shape/Gather/Sub chain and a separate Pad node, which
+        # also broke onnxruntime's NCHWc layout into reorders around it)
         total = max((math.ceil(n / stride) - 1) * stride + (kernel - 1) * dilation + 1 - n, 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads)
