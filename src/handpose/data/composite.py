@@ -8,8 +8,8 @@ as hands, so their hands are kept as ignore regions (:func:`person_hand_regions`
 keypoints, plus unlabelled and crowd people's boxes): a detection there is neither a hit nor a false alarm
 (:func:`to_coco` writes them as COCO crowd annotations, which ``COCOeval`` ignores).
 
-Used by ``benchmarks/bench_photos.py`` (composites with 1, 2, 4, 8 hands); meant for detector and bottom-up training
-too (:func:`compose` draws everything from the ``rng`` it is given).
+Used by ``benchmarks/bench_photos.py`` (composites with 1, 2, 4, 8 hands) and, through :class:`CompositeSource`, by
+bottom-up training (``composite_sets`` in a config; :func:`compose` draws everything from the ``rng`` it is given).
 
 Coordinates follow :mod:`handpose.data.transforms` (pixel centres at integer ``(x, y)``).
 """
