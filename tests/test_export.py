@@ -149,6 +149,8 @@ def test_same_padding_is_folded_into_the_convolutions(tmp_path):
                   if a.name == "pads" and list(a.ints[:2]) != list(a.ints[2:])]
     # stride 2 on even sizes: an odd total, TensorFlow's extra pixel after (3x3: 0 / 1, 5x5: 1 / 2)
     assert asymmetric and all(p[0] == p[1] and p[2] == p[3] == p[0] + 1 for p in asymmetric)
+    assert [o.domain for o in onnx.load(str(out)).opset_import] == [""]  # standard operators only
+    onnx.checker.check_model(str(out), full_check=True)
     assert fold_pads_into_convs(out) == 0  # nothing left to move
     images = [read_image(p) for p in EXAMPLES]
     a = Predictor(load_model()).predict_arrays(images)

@@ -87,6 +87,11 @@ def fold_pads_into_convs(path: str | Path) -> int:
         moved.append(pad)
     for pad in moved:
         model.graph.node.remove(pad)
+    # onnxruntime's saved model imports its own operator domains; keep only those a node uses (other runtimes)
+    used = {node.domain for node in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
     onnx.save(model, str(path))
     return len(moved)
 
