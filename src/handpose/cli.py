@@ -172,6 +172,8 @@ def predict(
                                        "tracked, look for the others every N frames (1: every frame, as MediaPipe; "
                                        "a lost hand is looked for at once)"),
     detector: str = typer.Option("full", help="--detect: MediaPipe's palm detector, full or lite"),
+    tiles: int = typer.Option(1, help="--detect: also look for palms on an N x N grid of overlapping tiles "
+                              "(small hands; 1 + N*N detector passes); 1: the whole photo only"),
     min_score: float = typer.Option(0.0, help="drop instances whose score is below this (with --detect: detector "
                                     "score x presence; MediaPipe drops hands below 0.5 presence); 0 keeps all"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
@@ -218,7 +220,8 @@ def predict(
 
             keypoints = (predictor if detect else
                          Predictor(model or "mediapipe_hand_full", batch_size, flip_test=flip_test))
-            pipeline = TopDownPipeline(detector, keypoints, backend="onnxruntime" if runtime == "onnx" else "torch")
+            pipeline = TopDownPipeline(detector, keypoints, backend="onnxruntime" if runtime == "onnx" else "torch",
+                                       tiles=tiles)
         tracker = None
         if detect and videos:
             from handpose.detect.track import HandTracker

@@ -37,6 +37,7 @@ from handpose.detect.decode import PALM_MIN_SCORE, PALM_NMS_IOU
 from handpose.detect.detector import PalmDetector, letterbox_input
 from handpose.detect.palm import INPUT_SIZE
 from handpose.detect.roi import ROI_SCALE, ROI_SHIFT_Y, RotatedRect, roi_from_palm
+from handpose.detect.tiles import detect_tiled, tile_boxes
 from handpose.errors import HandposeError
 from handpose.predict import Predictor, is_landmark_network
 from handpose.result import Result
@@ -238,6 +239,8 @@ class TopDownPipeline:
             backend.
         onnx_dir: the folder of the exported files (default :func:`default_cache_dir`).
         threads: onnxruntime intra-op threads per network (0: onnxruntime's default, one per core).
+        tiles: palm detection also on a ``tiles x tiles`` grid of overlapping tiles (:mod:`handpose.detect.tiles`:
+            small hands; ``1 + tiles ** 2`` detector passes); 1: the whole image only, as MediaPipe.
 
     Raises:
         HandposeError: unknown detector variant or backend, missing weights, an ONNX file that is not a palm
@@ -248,7 +251,7 @@ class TopDownPipeline:
     def __init__(self, detector: PalmDetector | str | Path = "full", keypoint_model=None,
                  min_score: float = PALM_MIN_SCORE, iou_threshold: float = PALM_NMS_IOU, scale: float = ROI_SCALE,
                  shift_y: float = ROI_SHIFT_Y, backend: str = "torch", onnx_dir: str | Path | None = None,
-                 threads: int = 0):
+                 threads: int = 0, tiles: int = 1):
         if backend not in BACKENDS:
             raise HandposeError(f"top-down pipeline: backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
@@ -270,6 +273,8 @@ class TopDownPipeline:
             self._to_onnx(onnx_dir, threads)
         self.min_score, self.iou_threshold = min_score, iou_threshold
         self.scale, self.shift_y = scale, shift_y
+        tile_boxes(64, 64, tiles)  # a bad grid fails here, not at the first photo
+        self.tiles = tiles
 
     def _to_onnx(self, folder: str | Path | None, threads: int) -> None:
         """Swap each PyTorch network for its exported ONNX file (exported into ``folder`` when not cached yet)."""
@@ -296,7 +301,8 @@ class TopDownPipeline:
         Raises:
             HandposeError: ``image`` is not ``(H, W, 3)``.
         """
-        dets = self.detector.detect(image, self.min_score, self.iou_threshold)
+        dets = detect_tiled(self.detector, image, self.tiles, min_score=self.min_score,
+                            iou_threshold=self.iou_threshold)
         rects = [roi_from_palm(d.box, d.keypoints, self.scale, self.shift_y) for d in dets]
         return np.array([d.score for d in dets], np.float32), rects
 
