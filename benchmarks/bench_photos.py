@@ -2,7 +2,7 @@
 
     python benchmarks/bench_photos.py [--mediapipe-python .venv-mediapipe/bin/python] [--per-count 10]
         [--counts 1 2 4 8] [--hgcnn 73] [--threads 1] [--bottom-up runs/hands_openpose_coco/model.pt]
-        [--bottom-up-size 960 960] [--bottom-up-upsample 4]
+        [--bottom-up-size 960 960] [--bottom-up-upsample 4] [--tiles 3]
 
 Photo sets (people's labels throughout):
 
@@ -16,7 +16,8 @@ Photo sets (people's labels throughout):
 
 Pipelines: ``handpose torch`` and ``handpose onnx``: :class:`handpose.detect.topdown.TopDownPipeline`
 (palm_detection_full + mediapipe_hand_full) in PyTorch and in onnxruntime (the two files exported once into the
-cache folder), both with ``--threads`` threads; ``mediapipe``: MediaPipe Hands 0.10.21
+cache folder), both with ``--threads`` threads; ``handpose onnx tN``: the onnxruntime pipeline with palm detection
+also on N x N tiles (``--tiles``, default 3; :mod:`handpose.detect.tiles`); ``mediapipe``: MediaPipe Hands 0.10.21
 (``static_image_mode=True``, ``max_num_hands=20``, ``model_complexity`` 1) in its own environment
 (``benchmarks/_mediapipe_worker.py``). A hand counts when its
 presence is at least 0.5, MediaPipe's own rule for dropping landmarks (handpose: ``Result.presence``; MediaPipe
@@ -270,6 +271,8 @@ def main() -> None:
                     help="enlarge the bottom-up maps this many times before grouping (default: the model's)")
     ap.add_argument("--reps", type=int, default=10, help="repetitions of the cost-against-hands timing")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tiles", type=int, nargs="*", default=[3],
+                    help="also the onnxruntime pipeline with palm detection on N x N tiles, for each N > 1")
     args = ap.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -278,6 +281,10 @@ def main() -> None:
     pipelines = {"handpose torch": TopDownPipeline("full", "mediapipe_hand_full"),
                  "handpose onnx": TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime",
                                                   onnx_dir=args.onnx_dir, threads=args.threads)}
+    for n in args.tiles:  # palm detection on tiles too (handpose.detect.tiles): small hands
+        if n > 1:
+            pipelines[f"handpose onnx t{n}"] = TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime",
+                                                               onnx_dir=args.onnx_dir, threads=args.threads, tiles=n)
     bottom_up = None
     if args.bottom_up and Path(args.bottom_up).is_file():
         from handpose import Predictor, load_model
