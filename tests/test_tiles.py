@@ -84,3 +84,25 @@ def test_tiles_find_small_hands_the_whole_photo_misses(small_hands):
             side = max(d.box[2:] - d.box[:2])
             assert (d.keypoints >= d.box[:2] - side).all() and (d.keypoints <= d.box[2:] + side).all()
     assert whole <= 3 and tiled >= 5 and tiled >= whole + 3 and elsewhere <= 1
+
+
+def test_predict_detect_tiles_on_a_coco_photo(tmp_path):
+    """The CLI option reaches the pipeline: a held-out-size COCO photo with small hands gives at least the hands of
+    the plain pass; a grid below 1 is refused with the option's message."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from handpose.cli import app
+
+    photo = DATA / "coco-wholebody-hands" / "images" / "000000199055.jpg"
+    counts = {}
+    for tiles in (1, 2):
+        out = tmp_path / f"t{tiles}.json"
+        r = CliRunner().invoke(app, ["predict", str(photo), "--detect", "--tiles", str(tiles), "--json", str(out),
+                                     "--quiet"])
+        assert r.exit_code == 0, r.output
+        counts[tiles] = len(json.loads(out.read_text()))
+    assert counts[1] >= 1 and counts[2] >= counts[1]
+    r = CliRunner().invoke(app, ["predict", str(photo), "--detect", "--tiles", "0", "--quiet"])
+    assert r.exit_code != 0 and "grid" in r.output
