@@ -63,8 +63,6 @@ def detect_tiled(detector: PalmDetector, image: np.ndarray, grid: int = 2, overl
     whole = detector.detect(image, min_score, iou_threshold)
     if grid == 1:
         return whole
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise HandposeError(f"palm detector needs an (H, W, 3) RGB image, got shape {image.shape}")
     found = list(whole)
     h, w = image.shape[:2]
     for x0, y0, x1, y1 in tile_boxes(w, h, grid, overlap):
