@@ -32,7 +32,9 @@ hand that misses keypoints is measured on those it has, and needs at least half 
 kept hands matched to no label and outside the ignore regions (on coco photos these include real hands without a
 label), ``err px`` = mean keypoint error of the found hands (pixels of the photo), ``AP`` = COCO keypoint AP
 (pycocotools, hand OKS sigmas of COCO-WholeBody, :func:`handpose.coco_eval.coco_keypoint_ap`; ranked by handpose's
-``detection score x presence`` and by MediaPipe's handedness confidence, the only per-hand score its API gives),
+``detection score x presence`` and by MediaPipe's handedness confidence, the only per-hand score its API gives;
+the OKS scale is each label's ``area``, its hand box), ``AP50`` = the same at OKS 0.5 only, ``OKS`` = median OKS
+of the found hands with their labels (:func:`handpose.metrics.oks`: how close a found hand is in COCO's terms),
 ``ms`` = median milliseconds per photo (one photo at a time, decoded beforehand; detector, crops, keypoints and
 back-mapping included). Then the composites' hands found by hand size; the cost against the number of hands,
 measured on a 640 x 480 composite as the palm detector plus n crops of its one hand through the keypoint network
@@ -56,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handpose import metrics as M
 from handpose.coco_eval import coco_keypoint_ap
 from handpose.data import load_coco, load_freihand
 from handpose.data.composite import (
@@ -210,7 +213,7 @@ def score(photos: PhotoSet, run: Run) -> dict:
     by_image: dict[int, list[dict]] = {}
     for a in photos.gt["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
-    found, extra, labelled, errors, detections, sizes = 0, 0, 0, [], [], []
+    found, extra, labelled, errors, detections, sizes, oks = 0, 0, 0, [], [], [], []
     for image_id, kps, scores in zip(photos.ids, run.keypoints, run.scores, strict=True):
         anns = by_image.get(image_id, [])
         labels = [a for a in anns if not a.get("iscrowd") and a["num_keypoints"] > 0]
@@ -234,6 +237,9 @@ def score(photos: PhotoSet, run: Run) -> dict:
                 used_l.add(li)
                 used_p.add(pi)
                 errors.append(err)
+                kv = np.asarray(labels[li]["keypoints"], np.float32).reshape(1, -1, 3)
+                oks.append(float(M.oks(np.nan_to_num(kps[pi][None], nan=-1e6), kv[..., :2], kv[..., 2] > 0,
+                                       labels[li]["area"], HAND21.sigmas)[0]))
         found += len(used_l)
         sizes += [(float(max(a["bbox"][2:])), li in used_l) for li, a in enumerate(labels)]
         for pi, kp in enumerate(kps):
@@ -247,9 +253,10 @@ def score(photos: PhotoSet, run: Run) -> dict:
             flat = np.concatenate([np.where(has, kp, 0.0), has], axis=1).astype(np.float32).reshape(-1)
             detections.append({"image_id": image_id, "category_id": 1, "keypoints": flat.tolist(),
                                "score": float(s)})
-    ap = coco_keypoint_ap(photos.gt, detections, HAND21)["AP"] if detections else 0.0
+    ap = coco_keypoint_ap(photos.gt, detections, HAND21) if detections else {"AP": 0.0, "AP50": 0.0}
     return {"photos": len(photos.paths), "labelled": labelled, "found": found, "extra": extra,
-            "err_px": float(np.mean(errors)) if errors else float("nan"), "AP": ap,
+            "err_px": float(np.mean(errors)) if errors else float("nan"), "AP": ap["AP"], "AP50": ap["AP50"],
+            "oks_found": float(np.median(oks)) if oks else float("nan"),
             "ms": float(np.median(run.ms)), "ms_mean": float(np.mean(run.ms)), "sizes": sizes}
 
 
@@ -323,11 +330,11 @@ def main() -> None:
           f"{bottom_up.bundle.input_size[1]}, maps enlarged {bottom_up.bundle.codec.upsample} x"
           if bottom_up is not None else f"bottom-up: no hand model at {args.bottom_up}: not run")
     print(f"{'photos':15s} {'pipeline':18s} {'n':>4s} {'hands':>6s} {'found':>6s} {'extra':>6s} {'err px':>7s} "
-          f"{'AP':>6s} {'ms':>8s}")
+          f"{'AP':>6s} {'AP50':>6s} {'OKS':>5s} {'ms':>8s}")
     for set_name, by_pipe in rows.items():
         for name, s in by_pipe.items():
             print(f"{set_name:15s} {name:18s} {s['photos']:4d} {s['labelled']:6d} {s['found']:6d} {s['extra']:6d} "
-                  f"{s['err_px']:7.2f} {s['AP']:6.3f} {s['ms']:8.1f}")
+                  f"{s['err_px']:7.2f} {s['AP']:6.3f} {s['AP50']:6.3f} {s['oks_found']:5.2f} {s['ms']:8.1f}")
     pipes = list(next(iter(rows.values())))
     print("composites: labelled hands found, by hand size (longer side of the keypoint box, px):")
     print(f"{'pipeline':18s} " + " ".join(f"{f'{lo}-{hi}':>10s}" for lo, hi in SIZE_BINS))
