@@ -2,7 +2,7 @@
 
     python benchmarks/bench_photos.py [--mediapipe-python .venv-mediapipe/bin/python] [--per-count 10]
         [--counts 1 2 4 8] [--hgcnn 73] [--threads 1] [--bottom-up runs/hands_openpose_coco/model.pt]
-        [--bottom-up-size 960 960] [--bottom-up-upsample 4] [--tiles 3]
+        [--bottom-up-size 960 960] [--bottom-up-upsample 4] [--tiles 3] [--no-fast]
 
 Photo sets (people's labels throughout):
 
@@ -17,7 +17,10 @@ Photo sets (people's labels throughout):
 Pipelines: ``handpose torch`` and ``handpose onnx``: :class:`handpose.detect.topdown.TopDownPipeline`
 (palm_detection_full + mediapipe_hand_full) in PyTorch and in onnxruntime (the two files exported once into the
 cache folder), both with ``--threads`` threads; ``handpose onnx tN``: the onnxruntime pipeline with palm detection
-also on N x N tiles (``--tiles``, default 3; :mod:`handpose.detect.tiles`); ``mediapipe``: MediaPipe Hands 0.10.21
+also on N x N tiles (``--tiles``, default 3; :mod:`handpose.detect.tiles`); ``handpose onnx fit``: the onnxruntime
+pipeline with the palm detector's letterbox fitted to the photo (``fit_input=True``: 192 x 160 for 640 x 480);
+``handpose onnx fast``: the fastest configuration, palm_detection_lite on the fitted letterbox and the bundled default
+keypoint model (``hand21_mediapipe_lite_mixed``; both rows unless ``--no-fast``); ``mediapipe``: MediaPipe Hands 0.10.21
 (``static_image_mode=True``, ``max_num_hands=20``, ``model_complexity`` 1) in its own environment
 (``benchmarks/_mediapipe_worker.py``). A hand counts when its
 presence is at least 0.5, MediaPipe's own rule for dropping landmarks (handpose: ``Result.presence``; MediaPipe
@@ -40,7 +43,7 @@ back-mapping included). Then the composites' hands found by hand size; the cost 
 measured on a 640 x 480 composite as the palm detector plus n crops of its one hand through the keypoint network
 (n = 1, 2, 4, 8; handpose only: MediaPipe cannot be given crops), with a straight-line fit; the composites' ms by
 the number of hands each pipeline actually ran on (detections: how many pasted hands it finds sets its cost); and
-one JSON line.
+one JSON line (with `one_hand_640x480_at_most_15ms`, issue 12's speed target, per onnxruntime pipeline).
 """
 
 from __future__ import annotations
@@ -278,6 +281,9 @@ def main() -> None:
                     help="enlarge the bottom-up maps this many times before grouping (default: the model's)")
     ap.add_argument("--reps", type=int, default=10, help="repetitions of the cost-against-hands timing")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the rows 'handpose onnx fit' (fit_input=True) and 'handpose onnx fast' (lite palm "
+                         "detector, fitted letterbox, the bundled default keypoint model)")
     ap.add_argument("--tiles", type=int, nargs="*", default=[3],
                     help="also the onnxruntime pipeline with palm detection on N x N tiles, for each N > 1")
     args = ap.parse_args()
@@ -288,6 +294,11 @@ def main() -> None:
     pipelines = {"handpose torch": TopDownPipeline("full", "mediapipe_hand_full"),
                  "handpose onnx": TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime",
                                                   onnx_dir=args.onnx_dir, threads=args.threads)}
+    if args.fast:  # the fastest configuration: lite palm detector on a fitted letterbox, the bundled default model
+        for name, detector, model in (("handpose onnx fit", "full", "mediapipe_hand_full"),
+                                      ("handpose onnx fast", "lite", "hand21_mediapipe_lite_mixed")):
+            pipelines[name] = TopDownPipeline(detector, model, backend="onnxruntime", onnx_dir=args.onnx_dir,
+                                              threads=args.threads, fit_input=True)
     for n in args.tiles:  # palm detection on tiles too (handpose.detect.tiles): small hands
         if n > 1:
             pipelines[f"handpose onnx t{n}"] = TopDownPipeline("full", "mediapipe_hand_full", backend="onnxruntime",
@@ -365,6 +376,9 @@ def main() -> None:
                         for s, by_pipe in rows.items() for p, r in by_pipe.items()},
             "ms_by_hands": {name: {str(k): round(v, 2) for k, v in ms.items()} for name, ms in scaled.items()},
             "ms_fit": fits, "composites_found_by_size": by_size,
+            # issue 12's speed target: one hand in a 640 x 480 photo through onnxruntime in at most 15 ms
+            "one_hand_640x480_at_most_15ms": {name: bool(ms[1] <= 15.0) for name, ms in scaled.items()
+                                              if "onnx" in name and 1 in ms},
             "composites_ms_by_hands_run": {name: {str(n): round(float(np.median(v)), 2) for n, v in sorted(g.items())}
                                            for name, g in by_crops.items()}}
     print(json.dumps(line))

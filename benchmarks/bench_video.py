@@ -2,7 +2,7 @@
 made from a shared photo.
 
     python benchmarks/bench_video.py [--frames 90] [--backend torch onnxruntime] [--threads 1]
-        [--model mediapipe_hand_full] [--detector full]
+        [--model mediapipe_hand_full] [--detector full] [--fit-input]
 
 Clips (``tests/test_track.make_pan_clip``: the coco-wholebody-hands photo 000000199055.jpg, 480 x 640, a man with both
 hands in view, moved across the frame; MJPG AVI at 30 frames/s):
@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--model", default="mediapipe_hand_full",
                     help="keypoint model of the pipeline (e.g. hand21_mediapipe_lite_mixed, the bundled default)")
     ap.add_argument("--detector", default="full", choices=["full", "lite"], help="palm detector")
+    ap.add_argument("--fit-input", action="store_true", help="palm detector on a fitted letterbox (192 x 160 here)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     photo = read_image(HANDS_COCO / "images" / PHOTO, exif_transpose=False)
@@ -119,7 +120,8 @@ def main() -> None:
              "leave": (make_pan_clip(folder / "leave.avi", photo, SHIFTS, corrupt=(3,)), SHIFTS)}
     rows = []
     for backend in args.backend:
-        pipeline = TopDownPipeline(args.detector, args.model, backend=backend, threads=args.threads)
+        pipeline = TopDownPipeline(args.detector, args.model, backend=backend, threads=args.threads,
+                                   fit_input=args.fit_input)
         for clip_name, (clip, shifts) in clips.items():
             ref, timing = run(pipeline, clip)
             rows.append({"clip": clip_name, "backend": backend, "mode": "detect every frame", **timing,
@@ -130,8 +132,8 @@ def main() -> None:
                              **accuracy(res, shifts, lab, ref)})
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 "
-          f"min); {args.threads} thread(s); frames 480 x 640; palm detector {args.detector}, keypoint model "
-          f"{args.model}")
+          f"min); {args.threads} thread(s); frames 480 x 640; palm detector {args.detector}"
+          f"{' (fitted letterbox)' if args.fit_input else ''}, keypoint model {args.model}")
     print(f"{'clip':6s} {'backend':12s} {'mode':20s} {'frames':>6s} {'fps':>6s} {'ms med':>7s} {'detector':>8s} "
           f"{'hands':>6s} {'err px':>7s} {'to det px':>9s}")
     for r in rows:

@@ -36,7 +36,7 @@ from handpose.detect import (
     weighted_nms,
 )
 from handpose.detect.decode import scores_from_logits
-from handpose.detect.detector import letterbox_input
+from handpose.detect.detector import fitted_input_size, letterbox_input, palm_anchors
 from handpose.errors import HandposeError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # as tests/conftest.py: ../shared beside the checkout
@@ -264,6 +264,34 @@ def test_coco_hands_found_as_by_the_reference(detectors, interpreters, hands_coc
             found_ref += _hand_found(ref, bbox)
     assert total == 65
     assert found == found_ref == 20  # many COCO hands are a few pixels wide once the photo is 192 px
+
+
+def test_fitted_input_size_and_its_anchors(detectors):
+    assert fitted_input_size(640, 480) == (192, 160)
+    assert fitted_input_size(480, 640) == (160, 192)
+    assert fitted_input_size(500, 500) == (192, 192)
+    assert fitted_input_size(1280, 720) == (192, 128)
+    assert fitted_input_size(1000, 10) == (192, 32)
+    assert np.array_equal(palm_anchors(), ssd_anchors(PALM_ANCHORS))
+    with torch.no_grad():
+        reg, logit = detectors["lite"].net(torch.zeros(1, 3, 160, 192))
+    anchors = palm_anchors(192, 160)
+    assert reg.shape == (1, len(anchors), 18) and len(anchors) == 2 * 24 * 20 + 6 * 12 * 10
+    np.testing.assert_allclose(anchors[-1], [11.5 / 12, 9.5 / 10, 1, 1])  # last cell of the 12 x 10 grid
+
+
+def test_fitted_input_finds_the_same_palms_on_a_real_photo(detectors, hands_coco):
+    """A 480 x 640 photo with two clear palms (scores 0.94 and 0.92 at 192 x 192): letterboxed into 192 x 160, the
+    same two palms come back in the photo's pixels (measured: boxes within 3 px, scores within 0.02)."""
+    photo = read_image(hands_coco[1] / "000000296222.jpg")
+    fit = PalmDetector("full", _weights("full"), fit_input=True)
+    assert fit.input_size(photo) == (192, 160)
+    square, fitted = detectors["full"].detect(photo), fit.detect(photo)
+    assert len(square) == len(fitted) == 2
+    for a, b in zip(square, fitted, strict=True):
+        np.testing.assert_allclose(a.box, b.box, atol=4.0)
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=6.0)
+        assert a.score == pytest.approx(b.score, abs=0.05)
 
 
 def test_palm_keypoints_and_hand_roi_on_freihand(detectors, freihand_root):

@@ -244,6 +244,22 @@ def test_onnxruntime_backend_matches_pytorch_on_coco_photos(pipeline, onnx_pipel
     assert whole < ONNX_PIPELINE_PX
 
 
+def test_onnx_palm_detector_runs_a_fitted_input(onnx_pipeline, hands_coco):
+    """The exported palm detector has dynamic height and width: letterboxed into 192 x 160, onnxruntime gives
+    PyTorch's palms."""
+    from handpose.detect.detector import PalmDetector
+
+    photo = read_image(hands_coco[1] / "000000296222.jpg")  # 480 x 640, two palms
+    onnx = OnnxPalmDetector(onnx_pipeline.detector.path, threads=1, fit_input=True)
+    torch_fit = PalmDetector("full", fit_input=True)
+    assert onnx.input_size(photo) == torch_fit.input_size(photo) == (192, 160)
+    a, b = torch_fit.detect(photo), onnx.detect(photo)
+    assert len(a) == len(b) == 2
+    for d, e in zip(a, b, strict=True):
+        np.testing.assert_allclose(d.box, e.box, atol=0.01)
+        assert d.score == pytest.approx(e.score, abs=1e-4)
+
+
 def test_onnx_files_are_cached_and_can_be_given(onnx_pipeline, onnx_dir, hands_coco):
     palm, keypoints = onnx_pipeline.detector.path, onnx_pipeline.bundle.network.path
     assert palm.parent == keypoints.parent == onnx_dir

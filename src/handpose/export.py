@@ -121,14 +121,22 @@ class _LandmarkOutputs(torch.nn.Module):
         return self.net.to_unit(lm.keypoints), lm.presence, lm.handedness
 
 
+def _dynamic_axes(output_names: list[str], spatial: bool) -> dict:
+    if not spatial:
+        return {n: {0: "batch"} for n in ["image", *output_names]}
+    return {"image": {0: "batch", 2: "height", 3: "width"}, **{n: {0: "batch", 1: f"{n}_n"} for n in output_names}}
+
+
 def export_network_onnx(net: torch.nn.Module, path: str | Path, example: torch.Tensor, output_names: list[str],
-                        metadata: dict, opset: int = 17) -> float:
+                        metadata: dict, opset: int = 17, spatial: bool = False) -> float:
     """Export any network with one image input to ONNX (dynamic batch, ``metadata`` stored as JSON under
     :data:`METADATA_KEY`) and check it against PyTorch on ``example``.
 
     Args:
         net: maps ``(B, 3, H, W)`` to one tensor or a tuple of tensors named ``output_names``.
         example: a ``(B, 3, H, W)`` batch fixing the traced input size.
+        spatial: H and W dynamic too (and each output's axis 1): for fully convolutional networks whose traced
+            constants (e.g. TensorFlow-SAME pads) hold at other sizes; the caller keeps to such sizes.
 
     Returns:
         The largest absolute difference between the PyTorch and onnxruntime outputs.
@@ -144,7 +152,7 @@ def export_network_onnx(net: torch.nn.Module, path: str | Path, example: torch.T
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(net, (example,), str(path), input_names=["image"], output_names=output_names,
-                      opset_version=opset, dynamic_axes={n: {0: "batch"} for n in ["image", *output_names]},
+                      opset_version=opset, dynamic_axes=_dynamic_axes(output_names, spatial),
                       dynamo=False)
     fold_pads_into_convs(path)
     proto = onnx.load(str(path))

@@ -5,7 +5,7 @@ tensors_to_detections_calculator.cc``, CPU path) and ``NonMaxSuppressionCalculat
 non_max_suppression_calculator.cc``, ``WEIGHTED`` algorithm), with the palm detector's options from
 ``mediapipe/modules/palm_detection/palm_detection_cpu.pbtxt`` (:data:`PALM_DECODE`, :data:`PALM_NMS_IOU`).
 
-Every coordinate here is normalised to the square model input (0..1, x right, y down; 0 is the input's left / top
+Every coordinate here is normalised to the model input (0..1, x right, y down; 0 is the input's left / top
 edge, 1 its right / bottom edge); mapping to image pixels is the caller's (:mod:`handpose.detect.detector`).
 """
 
