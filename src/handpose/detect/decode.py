@@ -103,11 +103,12 @@ def decode_detections(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray, 
     Returns:
         ``boxes (M, 4)``, ``scores (M,)``, ``keypoints (M, K, 2)`` in anchor order, normalised to the input.
     """
-    boxes, keypoints = decode_boxes(raw, anchors, opts)
     scores = scores_from_logits(logits, opts)
+    sure = scores >= min_score  # only these are decoded: a few of the 2016 anchors
+    boxes, keypoints = decode_boxes(raw[sure], anchors[sure], opts)
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    keep = (scores >= min_score) & (w >= 0) & (h >= 0)  # NaN compares False
-    return boxes[keep], scores[keep], keypoints[keep]
+    keep = (w >= 0) & (h >= 0)  # NaN compares False
+    return boxes[keep], scores[sure][keep], keypoints[keep]
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
