@@ -2,7 +2,7 @@
 made from a shared photo.
 
     python benchmarks/bench_video.py [--frames 90] [--backend torch onnxruntime] [--threads 1]
-        [--model mediapipe_hand_full] [--detector full] [--fit-input]
+        [--model mediapipe_hand_full] [--detector full] [--fit-input] [--detector-side 192]
 
 Clips (``tests/test_track.make_pan_clip``: the coco-wholebody-hands photo 000000199055.jpg, 480 x 640, a man with both
 hands in view, moved across the frame; MJPG AVI at 30 frames/s):
@@ -111,6 +111,7 @@ def main() -> None:
                     help="keypoint model of the pipeline (e.g. hand21_mediapipe_lite_mixed, the bundled default)")
     ap.add_argument("--detector", default="full", choices=["full", "lite"], help="palm detector")
     ap.add_argument("--fit-input", action="store_true", help="palm detector on a fitted letterbox (192 x 160 here)")
+    ap.add_argument("--detector-side", type=int, default=192, help="palm detector input side (longer side if fitted)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     photo = read_image(HANDS_COCO / "images" / PHOTO, exif_transpose=False)
@@ -121,7 +122,7 @@ def main() -> None:
     rows = []
     for backend in args.backend:
         pipeline = TopDownPipeline(args.detector, args.model, backend=backend, threads=args.threads,
-                                   fit_input=args.fit_input)
+                                   fit_input=args.fit_input, detector_side=args.detector_side)
         for clip_name, (clip, shifts) in clips.items():
             ref, timing = run(pipeline, clip)
             rows.append({"clip": clip_name, "backend": backend, "mode": "detect every frame", **timing,
@@ -133,7 +134,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 "
           f"min); {args.threads} thread(s); frames 480 x 640; palm detector {args.detector}"
-          f"{' (fitted letterbox)' if args.fit_input else ''}, keypoint model {args.model}")
+          f" at {args.detector_side} px{' (fitted letterbox)' if args.fit_input else ''}, keypoint model {args.model}")
     print(f"{'clip':6s} {'backend':12s} {'mode':20s} {'frames':>6s} {'fps':>6s} {'ms med':>7s} {'detector':>8s} "
           f"{'hands':>6s} {'err px':>7s} {'to det px':>9s}")
     for r in rows:

@@ -292,6 +292,17 @@ def test_fitted_input_finds_the_same_palms_on_a_real_photo(detectors, hands_coco
         np.testing.assert_allclose(a.box, b.box, atol=4.0)
         np.testing.assert_allclose(a.keypoints, b.keypoints, atol=6.0)
         assert a.score == pytest.approx(b.score, abs=0.05)
+    # a smaller input (160 x 128): the same palms, a little further off (palms ~45 px wide in the photo)
+    small = PalmDetector("full", _weights("full"), fit_input=True, input_side=160)
+    assert small.input_size(photo) == (160, 128)
+    smaller = small.detect(photo)
+    print("160 px:", [(round(d.score, 2), d.box.round(1).tolist()) for d in smaller])
+    assert len(smaller) == 2
+    for a in square:  # by place: the two scores may swap order
+        np.testing.assert_allclose(a.box, min(smaller, key=lambda b: np.abs(b.box - a.box).sum()).box, atol=8.0)
+    for bad in (100, 32, 191.5):
+        with pytest.raises(HandposeError, match="multiple of 32"):
+            PalmDetector("lite", _weights("lite"), input_side=bad)
 
 
 def test_palm_keypoints_and_hand_roi_on_freihand(detectors, freihand_root):

@@ -258,6 +258,29 @@ def test_onnx_palm_detector_runs_a_fitted_input(onnx_pipeline, hands_coco):
     for d, e in zip(a, b, strict=True):
         np.testing.assert_allclose(d.box, e.box, atol=0.01)
         assert d.score == pytest.approx(e.score, abs=1e-4)
+    # and at 160 x 128 (the `handpose onnx fast` benchmark row's detector input)
+    a = PalmDetector("full", fit_input=True, input_side=160).detect(photo)
+    b = OnnxPalmDetector(onnx_pipeline.detector.path, threads=1, fit_input=True, input_side=160).detect(photo)
+    assert len(a) == len(b) == 2 and np.allclose([d.box for d in a], [e.box for e in b], atol=0.01)
+
+
+def test_onnx_palm_detector_of_an_older_export_refuses_other_sizes(onnx_pipeline, tmp_path):
+    """A file exported before dynamic height / width (metadata without "spatial") runs 192 x 192 only."""
+    import onnx
+
+    from handpose.export import METADATA_KEY
+
+    proto = onnx.load(str(onnx_pipeline.detector.path))
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
+    meta = json.loads(entry.value)
+    meta.pop("spatial")
+    entry.value = json.dumps(meta)
+    old = tmp_path / "old_palm.onnx"
+    onnx.save(proto, str(old))
+    assert OnnxPalmDetector(old, threads=1).input_side == 192
+    for kwargs in ({"fit_input": True}, {"input_side": 160}):
+        with pytest.raises(HandposeError, match="192 x 192 input only"):
+            OnnxPalmDetector(old, threads=1, **kwargs)
 
 
 def test_onnx_files_are_cached_and_can_be_given(onnx_pipeline, onnx_dir, hands_coco):
@@ -327,3 +350,18 @@ def test_plain_prediction_with_the_landmark_network_has_presence(freihand_root):
     flipped = plain.predict_arrays([hand])[0]
     assert flipped.presence is None
     assert np.abs(flipped.keypoints - on_hand.keypoints).max() < 6.0  # the flip test moves them a little
+
+
+def test_predict_detect_fit_input_and_detector_side(hands_coco, tmp_path):
+    """The CLI options reach the detector: the photo's two clear palms are found on a fitted 160-px letterbox
+    (``handpose onnx fast``'s detector input); a side that is not a multiple of 32 is refused with its message."""
+    from handpose.cli import app
+
+    photo = hands_coco[1] / "000000296222.jpg"
+    out = tmp_path / "hands.json"
+    r = CliRunner().invoke(app, ["predict", str(photo), "--detect", "--fit-input", "--detector-side", "160",
+                                 "--detector", "lite", "--json", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(out.read_text())) == 2
+    r = CliRunner().invoke(app, ["predict", str(photo), "--detect", "--detector-side", "100", "--quiet"])
+    assert r.exit_code != 0 and "multiple of 32" in r.output

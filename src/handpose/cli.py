@@ -177,6 +177,9 @@ def predict(
     fit_input: bool = typer.Option(False, "--fit-input", help="--detect: letterbox photos for the palm detector "
                                    "into 192 px by the smallest multiple of 32 that holds them (192 x 160 for "
                                    "640 x 480) instead of MediaPipe's 192 x 192: faster, palms not quite the same"),
+    detector_side: int = typer.Option(192, help="--detect: the palm detector's input side (the longer one with "
+                                      "--fit-input), a multiple of 32; smaller is faster and misses more small "
+                                      "hands (160: about as many found as 192; 128: far fewer)"),
     min_score: float = typer.Option(0.0, help="drop instances whose score is below this (with --detect: detector "
                                     "score x presence; MediaPipe drops hands below 0.5 presence); 0 keeps all"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print keypoints"),
@@ -224,7 +227,7 @@ def predict(
             keypoints = (predictor if detect else
                          Predictor(model or "mediapipe_hand_full", batch_size, flip_test=flip_test))
             pipeline = TopDownPipeline(detector, keypoints, backend="onnxruntime" if runtime == "onnx" else "torch",
-                                       tiles=tiles, fit_input=fit_input)
+                                       tiles=tiles, fit_input=fit_input, detector_side=detector_side)
         tracker = None
         if detect and videos:
             from handpose.detect.track import HandTracker

@@ -82,6 +82,15 @@ def fitted_input_size(width: int, height: int, size: int = INPUT_SIZE) -> tuple[
     return (size, side(height)) if width >= height else (side(width), size)
 
 
+def check_input_side(side: int) -> int:
+    """``side`` if it is a palm detector input side (a multiple of :data:`FIT_MULTIPLE` from 64), else
+    HandposeError."""
+    if int(side) != side or side < 2 * FIT_MULTIPLE or side % FIT_MULTIPLE:
+        raise HandposeError(f"palm detector input side must be a multiple of {FIT_MULTIPLE} from "
+                            f"{2 * FIT_MULTIPLE}, got {side}")
+    return int(side)
+
+
 def _as_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
@@ -159,17 +168,21 @@ class PalmDetector:
             or a shipped name; None: the shipped ``palm_detection_{variant}``.
         device: torch device for the network.
         fit_input: letterbox into :func:`fitted_input_size` (less border, faster; see the module doc) instead of
-            MediaPipe's 192 x 192.
+            a square.
+        input_side: the letterbox's side (its longer side with ``fit_input``), a multiple of 32 from 64; MediaPipe's
+            is 192. Smaller is faster and misses more small hands (see docs/benchmarks.md: at 160 about as many
+            hands found as at 192, at 128 far fewer).
 
     Raises:
-        HandposeError: unknown variant, or weights missing, unreadable or of another network.
+        HandposeError: unknown variant, weights missing, unreadable or of another network, or a bad
+            ``input_side``.
     """
 
     def __init__(self, variant: str = "full", weights: str | Path | None = None, device: str = "cpu",
-                 fit_input: bool = False):
+                 fit_input: bool = False, input_side: int = INPUT_SIZE):
         self.net = PalmDetectorNet(variant)
         self.variant = variant
-        self.fit_input = fit_input
+        self.fit_input, self.input_side = fit_input, check_input_side(input_side)
         load_palm_weights(self.net, weights if weights is not None else f"palm_detection_{variant}")
         self.device = torch.device(device)
         self.net.to(self.device).eval()
@@ -191,11 +204,12 @@ class PalmDetector:
         return export_network_onnx(self.net.cpu(), path, x, ["regressors", "scores"], meta, opset, spatial=True)
 
     def input_size(self, image: np.ndarray) -> tuple[int, int]:
-        """``(width, height)`` of the network input for ``image``: 192 x 192, or :func:`fitted_input_size` with
-        ``fit_input``."""
-        if not getattr(self, "fit_input", False):
-            return INPUT_SIZE, INPUT_SIZE
-        return fitted_input_size(image.shape[1], image.shape[0]) if np.ndim(image) == 3 else (INPUT_SIZE, INPUT_SIZE)
+        """``(width, height)`` of the network input for ``image``: ``input_side`` squared, or
+        :func:`fitted_input_size` with ``fit_input``."""
+        side = self.input_side
+        if self.fit_input and np.ndim(image) == 3:
+            return fitted_input_size(image.shape[1], image.shape[0], side)
+        return side, side
 
     @torch.no_grad()
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

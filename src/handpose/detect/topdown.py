@@ -34,7 +34,7 @@ from handpose.data.dataset import normalise
 from handpose.data.image import MAX_PIXELS, read_image
 from handpose.data.transforms import apply_affine, box_to_input_affine, invert_affine, warp_to_input
 from handpose.detect.decode import PALM_MIN_SCORE, PALM_NMS_IOU
-from handpose.detect.detector import PalmDetector, letterbox_input
+from handpose.detect.detector import PalmDetector, check_input_side, letterbox_input
 from handpose.detect.palm import INPUT_SIZE
 from handpose.detect.roi import ROI_SCALE, ROI_SHIFT_Y, RotatedRect, roi_from_palm
 from handpose.detect.tiles import detect_tiled, tile_boxes
@@ -191,15 +191,17 @@ class OnnxPalmDetector(PalmDetector):
 
     Args:
         path: the ``.onnx`` file. threads: onnxruntime intra-op threads (0: its default, one per core).
-        fit_input: as :class:`~handpose.detect.detector.PalmDetector`'s; only for a file exported with dynamic
-            height and width (metadata ``"spatial": "dynamic"``, this version's exports), ignored otherwise.
+        fit_input, input_side: as :class:`~handpose.detect.detector.PalmDetector`'s; only for a file exported
+            with dynamic height and width (metadata ``"spatial": "dynamic"``, this version's exports); an older
+            file runs 192 x 192 only (HandposeError otherwise).
 
     Raises:
-        HandposeError: onnxruntime missing, a file it cannot load, or a file that is not a 192 x 192 palm detector
-            (by its handpose metadata).
+        HandposeError: onnxruntime missing, a file it cannot load, a file that is not a 192 x 192 palm detector
+            (by its handpose metadata), a bad ``input_side``, or fit_input / another side for an older file.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, fit_input: bool = False):  # no PyTorch network
+    def __init__(self, path: str | Path, threads: int = 0, fit_input: bool = False,
+                 input_side: int = INPUT_SIZE):  # no PyTorch network
         from handpose.export import OnnxNetwork
 
         self.path = Path(path)
@@ -212,7 +214,10 @@ class OnnxPalmDetector(PalmDetector):
                                 f"kind {meta.get('kind')!r}, input_size {meta.get('input_size')}); write one with "
                                 "`handpose export --model palm_detection_full`")
         self.variant = str(meta.get("variant", ""))
-        self.fit_input = fit_input and meta.get("spatial") == "dynamic"
+        self.fit_input, self.input_side = fit_input, check_input_side(input_side)
+        if meta.get("spatial") != "dynamic" and (fit_input or input_side != INPUT_SIZE):
+            raise HandposeError(f"{self.path}: exported for 192 x 192 input only; export it again (handpose export "
+                                "--model palm_detection_full) for fit_input or another input side")
         self.net = None
         self.device = torch.device("cpu")
 
@@ -260,7 +265,9 @@ class TopDownPipeline:
             MediaPipe's 192 x 192: 5/6 of the detector's cost on 4:3 photos, and not quite the same palms (the
             network learnt with the letterbox's border: on the 55 COCO photos of the shared data, 36 palms at
             score >= 0.5 instead of 31 with the full detector; boxes moved 2 px median). A detector given as an
-            object keeps its own setting.
+            object keeps its own settings.
+        detector_side: the detector's input side (the longer one with ``fit_input``), a multiple of 32 from 64
+            (MediaPipe: 192); smaller is faster and misses more small hands.
 
     Raises:
         HandposeError: unknown detector variant or backend, missing weights, an ONNX file that is not a palm
@@ -271,16 +278,16 @@ class TopDownPipeline:
     def __init__(self, detector: PalmDetector | str | Path = "full", keypoint_model=None,
                  min_score: float = PALM_MIN_SCORE, iou_threshold: float = PALM_NMS_IOU, scale: float = ROI_SCALE,
                  shift_y: float = ROI_SHIFT_Y, backend: str = "torch", onnx_dir: str | Path | None = None,
-                 threads: int = 0, tiles: int = 1, fit_input: bool = False):
+                 threads: int = 0, tiles: int = 1, fit_input: bool = False, detector_side: int = INPUT_SIZE):
         if backend not in BACKENDS:
             raise HandposeError(f"top-down pipeline: backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         if isinstance(detector, PalmDetector):
             self.detector = detector
         elif str(detector).lower().endswith(".onnx"):
-            self.detector = OnnxPalmDetector(detector, threads, fit_input)
+            self.detector = OnnxPalmDetector(detector, threads, fit_input, detector_side)
         else:
-            self.detector = PalmDetector(str(detector), fit_input=fit_input)
+            self.detector = PalmDetector(str(detector), fit_input=fit_input, input_side=detector_side)
         if isinstance(keypoint_model, Predictor):
             self.predictor = keypoint_model
         else:
@@ -302,7 +309,7 @@ class TopDownPipeline:
 
         if not isinstance(self.detector, OnnxPalmDetector):
             self.detector = OnnxPalmDetector(palm_onnx_file(self.detector, folder), threads,
-                                             getattr(self.detector, "fit_input", False))
+                                             self.detector.fit_input, self.detector.input_side)
         if not isinstance(self.bundle.network, OnnxNetwork):
             path = keypoint_onnx_file(self.bundle, folder)
             p = self.predictor
