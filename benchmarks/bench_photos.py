@@ -195,18 +195,19 @@ def run_mediapipe(python: str, paths: list[Path], complexity: int, max_hands: in
     return run
 
 
-def scaling(pipeline: TopDownPipeline, image: np.ndarray, counts: list[int], reps: int) -> dict[int, float]:
-    """Median ms of the detector plus ``n`` hand crops through the keypoint network, for each ``n`` in ``counts``:
-    the photo's first detected hand crop repeated ``n`` times (what ``pipeline(image)`` does for ``n`` palms)."""
-    _, rects = pipeline.regions(image)
+def scaling(pipeline: TopDownPipeline, image: np.ndarray, rect, counts: list[int], reps: int) -> dict[int, float]:
+    """Median ms of the detector on ``image`` plus ``n`` hand crops through the keypoint network, for each ``n`` in
+    ``counts``: the hand crop ``rect`` (one real hand of the photo, as the reference pipeline found it: every
+    pipeline crops the same hand, whatever its own detector finds) repeated ``n`` times (what ``pipeline(image)``
+    does for ``n`` palms)."""
     out = {}
     for n in counts:
-        pipeline.keypoints(image, rects[:1] * n)
+        pipeline.keypoints(image, [rect] * n)
         ms = []
         for _ in range(reps):
             t = time.perf_counter()
             pipeline.regions(image)
-            pipeline.keypoints(image, rects[:1] * n)
+            pipeline.keypoints(image, [rect] * n)
             ms.append(1000 * (time.perf_counter() - t))
         out[n] = float(np.median(ms))
     return out
@@ -332,7 +333,8 @@ def main() -> None:
         if photos.hands == 1:  # controlled cost against the number of hands, on the first 1-hand composite found
             found = next((im for im in images if len(pipelines["handpose onnx"].regions(im)[1])), None)
             if found is not None:
-                scaled = {name: scaling(p, found, args.counts, args.reps) for name, p in pipelines.items()}
+                rect = pipelines["handpose onnx"].regions(found)[1][0]
+                scaled = {name: scaling(p, found, rect, args.counts, args.reps) for name, p in pipelines.items()}
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"(1 / 5 / 15 min); handpose at {args.threads} thread(s); MediaPipe static_image_mode=True, "
