@@ -188,10 +188,10 @@ class PalmDetector:
         self.net.to(self.device).eval()
 
     def export_onnx(self, path: str | Path, opset: int = 17) -> float:
-        """Write the network to ONNX (input ``image`` ``(B, 3, H, W)`` RGB in [0, 1], H and W dynamic: 192 x 192, or
-        a fitted size, sides multiples of 32; outputs ``regressors`` ``(B, N, 18)`` and ``scores`` ``(B, N, 1)``
-        logits, N = 2016 at 192 x 192; metadata: kind, variant, input size 192 x 192, ``"spatial": "dynamic"``) and
-        return the largest difference to PyTorch on a random batch.
+        """Write the network to ONNX (input ``image`` ``(B, 3, H, W)`` RGB in [0, 1], H and W dynamic, each a
+        multiple of 32: MediaPipe's 192 x 192, a fitted size, another ``input_side``; outputs ``regressors``
+        ``(B, N, 18)`` and ``scores`` ``(B, N, 1)`` logits, N = 2016 at 192 x 192; metadata: kind, variant, input
+        size 192 x 192, ``"spatial": "dynamic"``) and return the largest difference to PyTorch on a random batch.
 
         Raises:
             HandposeError: onnx / onnxruntime are not installed.
