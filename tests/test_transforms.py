@@ -12,6 +12,7 @@ from handpose.data.transforms import (
     invert_affine,
     warp_to_input,
 )
+from handpose.errors import HandposeError
 
 
 def _dot_image(w, h, points, radius=2):
@@ -162,3 +163,24 @@ def test_normalise_and_invert_affine_match_their_formulas_on_a_real_photo():
     np.testing.assert_allclose(inverse, np.concatenate([A, -A @ M[:, 2:]], axis=1), atol=1e-12)
     batch = invert_affine(np.stack([M, M]))  # the batched path
     np.testing.assert_allclose(batch[1], inverse, atol=1e-12)
+
+
+@pytest.mark.parametrize("direction", [(30.0, 0.0), (0.0, 30.0), (-21.0, -21.0), (10.0, -40.0)])
+def test_upright_turns_a_to_b_upwards_with_the_image(direction):
+    """``upright=(0, 1)``: the crop is turned about its centre so that keypoint 0 -> 1 points up, and the dots drawn
+    at the keypoints are found where the turned keypoints say."""
+    three = Skeleton("three", ("a", "b", "c"), ((0, 1), (1, 2)))
+    a = np.array([64.0, 64.0])
+    pts = np.array([[a, a + np.array(direction), a + np.array([-20.0, 15.0])]])
+    img = _dot_image(128, 128, pts[0], radius=3)
+    aug = Augmenter(AugmentConfig(rotate=0, scale=0, translate=0, flip=0, colour=0, upright=(0, 1)), three)
+    out, kp, vis, _ = aug(img, pts, np.ones((1, 3), np.float32))
+    d = kp[0, 1] - kp[0, 0]
+    assert abs(d[0]) < 1e-3 and d[1] < 0 and np.hypot(*d) == pytest.approx(np.hypot(*direction), abs=1e-3)
+    for p in kp[0]:
+        assert np.abs(_centroid(out, p, r=6) - p).max() < 0.5
+    # an unlabelled end: the crop is left as it is; indices outside the skeleton are refused
+    same, kp2, _, _ = aug(img, pts, np.array([[1.0, 0.0, 1.0]], np.float32))
+    assert np.array_equal(same, img) and np.allclose(kp2, pts)
+    with pytest.raises(HandposeError, match="upright"):
+        Augmenter(AugmentConfig(upright=(0, 3)), three)

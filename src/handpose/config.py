@@ -152,6 +152,9 @@ FIELD_HELP: dict[str, dict[str, str]] = {
                          "keypoints under them stay labelled).",
         "aug_lowres": "probability of a low-resolution crop: shrunk to 10-50 % of its side and enlarged back, as a "
                       "small hand of a whole photo enlarged into the input.",
+        "aug_upright": "``[a, b]`` keypoint indices: each crop is first turned so that a -> b points up "
+                       "(``aug_rotate`` then draws the deviation), as a top-down pipeline's crops are (HAND21: "
+                       "``[0, 9]``, wrist -> middle-finger base, MediaPipe's rule); empty: no turning.",
     },
     "Run": {
         "seed": "random seed.",
@@ -268,6 +271,7 @@ class TrainConfig:
     aug_blur: float = 0.0
     aug_occlusion: float = 0.0
     aug_lowres: float = 0.0
+    aug_upright: list | None = None
 
     seed: int = 42
     accelerator: str = "cpu"
@@ -360,7 +364,9 @@ class TrainConfig:
         """The ``AugmentConfig`` of the ``aug_*`` fields (``aug_rotate`` -> ``rotate``, ...)."""
         from handpose.data.transforms import AugmentConfig
 
-        return AugmentConfig(**{f.name: getattr(self, f"aug_{f.name}") for f in dataclasses.fields(AugmentConfig)})
+        values = {f.name: getattr(self, f"aug_{f.name}") for f in dataclasses.fields(AugmentConfig)}
+        values["upright"] = tuple(int(i) for i in values["upright"]) if values["upright"] else None
+        return AugmentConfig(**values)
 
     def to_dict(self) -> dict:
         """Plain dict of all fields."""

@@ -12,6 +12,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from handpose.errors import HandposeError
 from handpose.skeleton import Skeleton
 
 
@@ -136,6 +137,11 @@ class AugmentConfig:
         lowres: probability of a low-resolution crop: shrunk to 10-50 % of its side and enlarged back (bilinear;
             albumentations' ``Downscale``), as a small hand of a whole photo enlarged into the input (the held-out
             coco-wholebody-hands hands are 15-40 px across with their margin, enlarged 4-10x into 160 px).
+        upright: ``(a, b)`` keypoint indices: before the rest, each crop is turned about its centre so that the
+            direction from keypoint ``a`` to ``b`` points up (``rotate`` then draws the deviation from upright), as
+            the crops of a top-down pipeline are (MediaPipe turns each hand so that wrist -> middle-finger base
+            points up: ``(0, 9)`` in HAND21). None: crops are taken as they are. A crop without both keypoints
+            labelled is not turned.
     """
 
     rotate: float = 30.0
@@ -150,6 +156,24 @@ class AugmentConfig:
     blur: float = 0.0
     occlusion: float = 0.0
     lowres: float = 0.0
+    upright: tuple[int, int] | None = None
+
+
+def upright_affine(keypoints: np.ndarray, visible: np.ndarray, pair: tuple[int, int], size: tuple[int, int]
+                   ) -> np.ndarray | None:
+    """The ``(2, 3)`` rotation about the centre of a ``size = (width, height)`` crop that turns the direction from
+    keypoint ``pair[0]`` to ``pair[1]`` of the first instance of ``keypoints`` ``(N, K, 2)`` upwards (to -y); None
+    when either is unlabelled or they coincide."""
+    a, b = pair
+    if not (visible[0, a] > 0 and visible[0, b] > 0):
+        return None
+    d = keypoints[0, b] - keypoints[0, a]
+    if not np.isfinite(d).all() or np.hypot(*d) < 1e-6:
+        return None
+    # angle of d from "up" (0, -1), counter-clockwise positive in OpenCV's image convention
+    degrees = float(np.degrees(np.arctan2(d[0], -d[1])))
+    w, h = size
+    return cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), degrees, 1.0)
 
 
 class Augmenter:
@@ -163,6 +187,10 @@ class Augmenter:
     def __init__(self, cfg: AugmentConfig, skeleton: Skeleton):
         self.cfg = cfg
         self.flip_perm = np.asarray(skeleton.flip_perm)
+        k = len(skeleton.keypoints)
+        if cfg.upright is not None and (len(cfg.upright) != 2 or not all(0 <= i < k for i in cfg.upright)):
+            raise HandposeError(f"augmentation upright must be two keypoint indices of {skeleton.name} (0..{k - 1}), "
+                                f"got {cfg.upright}")
         ops: list = []
         if cfg.rotate or cfg.scale or cfg.translate:
             ops.append(A.Affine(scale=(1 - cfg.scale, 1 + cfg.scale), rotate=(-cfg.rotate, cfg.rotate),
@@ -202,6 +230,8 @@ class Augmenter:
             None when none was given.
         """
         n, k = keypoints.shape[:2]
+        if self.cfg.upright is not None:
+            image, keypoints, mask = self._turn_upright(image, keypoints, visible, mask)
         extra = {"mask": mask} if mask is not None else {}
         out = self.pipeline(image=image, keypoints=keypoints.reshape(-1, 2), **extra)
         kp = np.asarray(out["keypoints"], dtype=np.float32).reshape(n, k, 2)
@@ -212,3 +242,15 @@ class Augmenter:
         inside = (kp[..., 0] >= -0.5) & (kp[..., 0] <= w - 0.5) & (kp[..., 1] >= -0.5) & (kp[..., 1] <= h - 0.5)
         vis[~inside] = 0
         return out["image"], kp, vis, out.get("mask")
+
+    def _turn_upright(self, image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, mask: np.ndarray | None):
+        h, w = image.shape[:2]
+        M = upright_affine(keypoints, visible, self.cfg.upright, (w, h))
+        if M is None:
+            return image, keypoints, mask
+        image = cv2.warpAffine(image, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=(0, 0, 0))
+        if mask is not None:  # area turned in from outside the crop counts, as with the other warps
+            mask = cv2.warpAffine(mask, M, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                  borderValue=1)
+        return image, apply_affine(M, keypoints), mask
