@@ -20,8 +20,9 @@ cache folder), both with ``--threads`` threads; ``handpose onnx tN``: the onnxru
 also on N x N tiles (``--tiles``, default 3; :mod:`handpose.detect.tiles`); ``handpose onnx fit``: the onnxruntime
 pipeline with the palm detector's letterbox fitted to the photo (``fit_input=True``: 192 x 160 for 640 x 480);
 ``handpose onnx fast``: the fastest configuration, palm_detection_lite on a fitted letterbox of 160 px
-(``detector_side=160``: 160 x 128 for 640 x 480) and the bundled default keypoint model
-(``hand21_mediapipe_lite_mixed``; both rows unless ``--no-fast``); ``mediapipe``: MediaPipe Hands 0.10.21
+(``detector_side=160``: 160 x 128 for 640 x 480) and the bundled ``hand21_mediapipe_lite_upright`` keypoint model
+(the default's network trained on upright crops, as the pipeline gives it; both rows unless ``--no-fast``);
+``mediapipe``: MediaPipe Hands 0.10.21
 (``static_image_mode=True``, ``max_num_hands=20``, ``model_complexity`` 1) in its own environment
 (``benchmarks/_mediapipe_worker.py``). A hand counts when its
 presence is at least 0.5, MediaPipe's own rule for dropping landmarks (handpose: ``Result.presence``; MediaPipe
@@ -285,7 +286,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                     help="also the rows 'handpose onnx fit' (fit_input=True) and 'handpose onnx fast' (lite palm "
-                         "detector on a fitted 160-px letterbox, the bundled default keypoint model)")
+                         "detector on a fitted 160-px letterbox, hand21_mediapipe_lite_upright)")
     ap.add_argument("--tiles", type=int, nargs="*", default=[3],
                     help="also the onnxruntime pipeline with palm detection on N x N tiles, for each N > 1")
     args = ap.parse_args()
@@ -298,7 +299,7 @@ def main() -> None:
                                                   onnx_dir=args.onnx_dir, threads=args.threads)}
     if args.fast:  # the fastest configuration: lite palm detector on a fitted letterbox, the bundled default model
         for name, detector, model, side in (("handpose onnx fit", "full", "mediapipe_hand_full", 192),
-                                            ("handpose onnx fast", "lite", "hand21_mediapipe_lite_mixed", 160)):
+                                            ("handpose onnx fast", "lite", "hand21_mediapipe_lite_upright", 160)):
             pipelines[name] = TopDownPipeline(detector, model, backend="onnxruntime", onnx_dir=args.onnx_dir,
                                               threads=args.threads, fit_input=True, detector_side=side)
     for n in args.tiles:  # palm detection on tiles too (handpose.detect.tiles): small hands
