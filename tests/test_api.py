@@ -133,7 +133,7 @@ def test_upright_model_beats_the_default_on_upright_crops(freihand_root):
     """``hand21_mediapipe_lite_upright`` is the default's network trained on crops turned upright, as the top-down
     pipeline gives them: on the hgcnn-freihand val photos cropped as MediaPipe's tracking does (from the labelled
     keypoints: turned upright, 2x the palm and fingers' box) its mean error is below the default's on the same crops
-    (measured: 9.10 against 10.59 px; these crops are 2x the hand, 3 px of the photo per input px or so)."""
+    (measured: 9.10 against 10.59 px)."""
     from handpose.data.freihand import load_freihand
     from handpose.detect.topdown import TopDownPipeline
     from handpose.detect.track import roi_from_landmarks
