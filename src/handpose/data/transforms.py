@@ -81,8 +81,9 @@ def _shrink_by_area(M: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.nd
     warp's scale, and the warp from that image (then at scale 0.5, whose bilinear sampling averages 2 x 2 pixels),
     so the warp does not alias. Below a scale of 0.25 the image is first halved (a bilinear resize to exactly half
     size averages 2 x 2 blocks; an odd side gets its last row or column repeated) until the scale is 0.25-0.5: the
-    same box filter as one area resize, in a fraction of its time on large photos (4000 x 3000 -> 192 px: 7 ms
-    against 86). Pixel centres throughout: ``x_small = (x + 0.5) * f - 0.5``.
+    same box filter as one area resize, in a fraction of its time on large photos (to 192 px: 4000 x 3000 in 6.3 ms
+    against 30.4, 1920 x 1080 in 2.6 against 4.5; mean difference 1-1.5 grey levels). Pixel centres throughout:
+    ``x_small = (x + 0.5) * f - 0.5``.
 
     (Halving further and area-resizing by the rest found one palm fewer of the 65 coco-wholebody-hands hands with
     either palm detector, 19 against 20 and 17 against 18: kept as it was for photos up to ~770 px.)"""
