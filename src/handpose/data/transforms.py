@@ -76,6 +76,12 @@ def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
 PAD_MODES = {"constant": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
 
 
+def _from_resized(fx: float, fy: float) -> np.ndarray:
+    """``(3, 3)`` map from pixels of an image resized by ``fx, fy`` to pixels of the original (pixel centres:
+    ``x = (x_small + 0.5) / fx - 0.5``): ``M @ _from_resized(fx, fy)`` warps the resized image as ``M`` the original."""
+    return np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
+
+
 def _shrink_by_area(M: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For a warp ``M`` that shrinks the image below half size: the image shrunk by area averaging to twice the
     warp's scale, and the warp from that image (then at scale 0.5, whose bilinear sampling averages 2 x 2 pixels),
@@ -92,14 +98,13 @@ def _shrink_by_area(M: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.nd
         if h % 2 or w % 2:
             image = cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
         image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
-        M = M @ np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
+        M = M @ _from_resized(0.5, 0.5)
     scale = float(np.hypot(M[0, 0], M[0, 1]))
     h, w = image.shape[:2]
     sw, sh = max(1, round(w * 2 * scale)), max(1, round(h * 2 * scale))
     if (sw, sh) != (w, h):
         image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-        fx, fy = sw / w, sh / h
-        M = M @ np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
+        M = M @ _from_resized(sw / w, sh / h)
     return M, image
 
 
