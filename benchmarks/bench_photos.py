@@ -1,7 +1,7 @@
 """Every hand in whole photos: handpose top-down (torch and onnxruntime), bottom-up and MediaPipe Hands, in one run.
 
     python benchmarks/bench_photos.py [--mediapipe-python .venv-mediapipe/bin/python] [--per-count 10]
-        [--counts 1 2 4 8] [--hgcnn 73] [--threads 1] [--bottom-up runs/hands_openpose_coco/model.pt]
+        [--counts 1 2 4 8] [--hgcnn 73] [--threads 0] [--bottom-up runs/hands_openpose_coco/model.pt]
         [--bottom-up-size 960 960] [--bottom-up-upsample 4] [--tiles 3] [--no-fast]
 
 Photo sets (people's labels throughout):
@@ -274,7 +274,9 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8], help="hands per composite")
     ap.add_argument("--per-count", type=int, default=10, help="composites per hand count")
     ap.add_argument("--hgcnn", type=int, default=None, help="first N hgcnn-freihand val photos (default: all 73)")
-    ap.add_argument("--threads", type=int, default=1, help="PyTorch and onnxruntime threads of the handpose runs")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="onnxruntime threads per network of the handpose runs (0: its default, one per core; the "
+                         "pipeline's two sessions do not spin) and PyTorch threads when above 0")
     ap.add_argument("--onnx-dir", type=Path, default=None, help="exported ONNX files (default: the handpose cache)")
     ap.add_argument("--bottom-up", type=Path, default=REPO / "runs" / "hands_openpose_coco" / "model.pt",
                     help="a bottom-up hand model to run beside (skipped when the file is missing)")
@@ -291,7 +293,8 @@ def main() -> None:
                     help="also the onnxruntime pipeline with palm detection on N x N tiles, for each N > 1")
     args = ap.parse_args()
     start = time.perf_counter()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_photos_"))
     sets = [coco_set(), hgcnn_set(args.hgcnn), *composite_sets(args.counts, args.per_count, args.seed, tmp)]
     pipelines = {"handpose torch": TopDownPipeline("full", "mediapipe_hand_full"),

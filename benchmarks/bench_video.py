@@ -1,7 +1,7 @@
 """Video: hands tracked from frame to frame (HandTracker) against the top-down pipeline on every frame, on real clips
 made from a shared photo.
 
-    python benchmarks/bench_video.py [--frames 90] [--backend torch onnxruntime] [--threads 1]
+    python benchmarks/bench_video.py [--frames 90] [--backend torch onnxruntime] [--threads 0]
         [--model mediapipe_hand_full] [--detector full] [--fit-input] [--detector-side 192]
 
 Clips (``tests/test_track.make_pan_clip``: the coco-wholebody-hands photo 000000199055.jpg, 480 x 640, a man with both
@@ -106,14 +106,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=90, help="frames of the slow-pan clip")
     ap.add_argument("--backend", nargs="+", default=["torch", "onnxruntime"])
-    ap.add_argument("--threads", type=int, default=1, help="PyTorch / onnxruntime threads")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="onnxruntime threads per network (0: its default, one per core; the pipeline's two sessions "
+                         "do not spin) and PyTorch threads when above 0")
     ap.add_argument("--model", default="mediapipe_hand_full",
                     help="keypoint model of the pipeline (e.g. hand21_mediapipe_lite_mixed, the bundled default)")
     ap.add_argument("--detector", default="full", choices=["full", "lite"], help="palm detector")
     ap.add_argument("--fit-input", action="store_true", help="palm detector on a fitted letterbox (192 x 160 here)")
     ap.add_argument("--detector-side", type=int, default=192, help="palm detector input side (longer side if fitted)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     photo = read_image(HANDS_COCO / "images" / PHOTO, exif_transpose=False)
     lab = labels()
     folder = Path(tempfile.mkdtemp())
@@ -133,7 +136,7 @@ def main() -> None:
                              **accuracy(res, shifts, lab, ref)})
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 "
-          f"min); {args.threads} thread(s); frames 480 x 640; palm detector {args.detector}"
+          f"min); {args.threads or 'default'} thread(s); frames 480 x 640; palm detector {args.detector}"
           f" at {args.detector_side} px{' (fitted letterbox)' if args.fit_input else ''}, keypoint model {args.model}")
     print(f"{'clip':6s} {'backend':12s} {'mode':20s} {'frames':>6s} {'fps':>6s} {'ms med':>7s} {'detector':>8s} "
           f"{'hands':>6s} {'err px':>7s} {'to det px':>9s}")

@@ -39,6 +39,7 @@ from handpose.data.transforms import apply_affine, box_to_input_affine
 from handpose.detect import RotatedRect
 from handpose.detect.topdown import OnnxPalmDetector, TopDownPipeline, rect_bounds, rect_to_input_affine
 from handpose.errors import HandposeError
+from handpose.export import OnnxNetwork
 from tests.conftest import DATA
 
 NO_HAND_PHOTO = DATA / "coco-person-mini" / "train2017" / "000000214704.jpg"  # a man in a kitchen, no hand in sight
@@ -299,6 +300,17 @@ def test_onnx_files_are_cached_and_can_be_given(onnx_pipeline, onnx_dir, hands_c
     assert np.array_equal(a.handedness, b.handedness) and np.array_equal(a.presence, b.presence)
     with pytest.raises(HandposeError, match="not a 192 x 192 palm detector"):
         TopDownPipeline(keypoints, keypoints)
+    # the two sessions take turns: neither keeps spinning threads (exported, or given as files, at any thread
+    # count); a lone session keeps onnxruntime's default (the config entry is then absent)
+    two = TopDownPipeline(palm, keypoints, threads=2)
+    for pipe in (onnx_pipeline, given, two):
+        for session in (pipe.detector.runner.session, pipe.bundle.network.session):
+            options = session.get_session_options()
+            assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert two.detector.runner.session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(Exception, match="allow_spinning"):
+        OnnxNetwork(keypoints).session.get_session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning")
     with pytest.raises(HandposeError, match="backend"):
         TopDownPipeline("full", "mediapipe_hand_full", backend="tflite")
 

@@ -210,14 +210,17 @@ def predict(
         image_overlays, video_overlays = _plan_overlays(overlay, paths, videos) if overlay else ([], [])
         crop_model = model or ("mediapipe_hand_full" if detect else None)
         bundle = crop_model
-        if runtime == "onnx" and not str(crop_model or "").lower().endswith(".onnx"):
+        if runtime == "onnx" or str(crop_model or "").lower().endswith(".onnx"):
             import tempfile
 
             from handpose.export import export_onnx, load_onnx
 
-            onnx_path = Path(tempfile.mkdtemp()) / "model.onnx"
-            export_onnx(crop_model, onnx_path)
-            bundle = load_onnx(onnx_path)
+            onnx_path = crop_model
+            if not str(crop_model or "").lower().endswith(".onnx"):
+                onnx_path = Path(tempfile.mkdtemp()) / "model.onnx"
+                export_onnx(crop_model, onnx_path)
+            # with --detect the palm detector's session takes turns with this one: no spinning threads (OnnxNetwork)
+            bundle = load_onnx(onnx_path, spin=not detect)
         predictor = Predictor(bundle, batch_size, flip_test=flip_test, hand=hand, model_hand=model_hand)
         photos = _photos(paths, detect, predictor, hand)
         pipeline = None

@@ -246,11 +246,19 @@ class OnnxNetwork:
     """An onnxruntime session behind the network interface: ``(B, 3, H, W)`` tensor in, and out the output
     tensor, or for a bottom-up model (two outputs) ``[(heatmaps, pafs)]``: the one-stage form of its output.
 
+    Args:
+        path: the ``.onnx`` file. threads: onnxruntime intra-op threads (0: its default, one per physical core).
+        spin: let idle intra-op threads spin between runs (onnxruntime's default ``session.intra_op.allow_spinning``
+            1: lowest latency for one session run back to back). False where sessions take turns (the top-down
+            pipeline's detector and keypoint network): each session has its own pool, and one pool's spinning
+            threads take the cores the other needs (measured here, 2 cores, one hand in a 640 x 480 photo: 25-44 ms
+            median at 2 spinning threads per session, 15.3-16.2 without spinning, 16.5-19.5 at 1 thread).
+
     Raises:
         HandposeError: onnxruntime missing or a file it cannot load.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0):
+    def __init__(self, path: str | Path, threads: int = 0, spin: bool = True):
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -258,6 +266,8 @@ class OnnxNetwork:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for invalid files
@@ -293,8 +303,9 @@ class OnnxNetwork:
         return [tuple(outs)] if len(outs) == 2 else outs[0]
 
 
-def load_onnx(path: str | Path, threads: int = 0) -> ModelBundle:
-    """Load an exported ``.onnx`` file as a :class:`ModelBundle` run by onnxruntime.
+def load_onnx(path: str | Path, threads: int = 0, spin: bool = True) -> ModelBundle:
+    """Load an exported ``.onnx`` file as a :class:`ModelBundle` run by onnxruntime (``threads``, ``spin``: as
+    :class:`OnnxNetwork`'s).
 
     Raises:
         HandposeError: missing file, not ONNX, or no handpose metadata.
@@ -302,7 +313,7 @@ def load_onnx(path: str | Path, threads: int = 0) -> ModelBundle:
     path = Path(path)
     if not path.is_file():
         raise HandposeError(f"{path}: ONNX model file not found")
-    net = OnnxNetwork(path, threads)
+    net = OnnxNetwork(path, threads, spin)
     d = net.metadata()
     try:
         skeleton = Skeleton.from_dict(d["skeleton"])

@@ -190,7 +190,8 @@ class OnnxPalmDetector(PalmDetector):
     decoding and NMS, only the network differs.
 
     Args:
-        path: the ``.onnx`` file. threads: onnxruntime intra-op threads (0: its default, one per core).
+        path: the ``.onnx`` file. threads, spin: onnxruntime intra-op threads (0: its default, one per core) and
+            whether they spin between runs (:class:`handpose.export.OnnxNetwork`).
         fit_input, input_side: as :class:`~handpose.detect.detector.PalmDetector`'s; only for a file exported
             with dynamic height and width (metadata ``"spatial": "dynamic"``, this version's exports); an older
             file runs 192 x 192 only (HandposeError otherwise).
@@ -201,13 +202,13 @@ class OnnxPalmDetector(PalmDetector):
     """
 
     def __init__(self, path: str | Path, threads: int = 0, fit_input: bool = False,
-                 input_side: int = INPUT_SIZE):  # no PyTorch network
+                 input_side: int = INPUT_SIZE, spin: bool = True):  # no PyTorch network
         from handpose.export import OnnxNetwork
 
         self.path = Path(path)
         if not self.path.is_file():
             raise HandposeError(f"{self.path}: palm detector ONNX file not found")
-        self.runner = OnnxNetwork(self.path, threads)
+        self.runner = OnnxNetwork(self.path, threads, spin)
         meta = self.runner.metadata()
         if meta.get("kind") != "palm_detector" or list(meta.get("input_size", [])) != [INPUT_SIZE, INPUT_SIZE]:
             raise HandposeError(f"{self.path}: not a {INPUT_SIZE} x {INPUT_SIZE} palm detector (handpose metadata "
@@ -257,7 +258,9 @@ class TopDownPipeline:
             or ``keypoint_model`` given as an ``.onnx`` file (or a Predictor of one) is run by onnxruntime on either
             backend.
         onnx_dir: the folder of the exported files (default :func:`default_cache_dir`).
-        threads: onnxruntime intra-op threads per network (0: onnxruntime's default, one per core).
+        threads: onnxruntime intra-op threads per network (0: onnxruntime's default, one per core). The two
+            sessions take turns, so their idle threads do not spin (:class:`handpose.export.OnnxNetwork`'s
+            ``spin``); a detector or Predictor given as an object keeps its own session.
         tiles: palm detection also on a ``tiles x tiles`` grid of overlapping tiles (:mod:`handpose.detect.tiles`:
             small hands; ``1 + tiles ** 2`` detector passes); 1: the whole image only, as MediaPipe.
         fit_input: the detector built here from a variant name or file letterboxes into a fitted size
@@ -285,13 +288,17 @@ class TopDownPipeline:
         if isinstance(detector, PalmDetector):
             self.detector = detector
         elif str(detector).lower().endswith(".onnx"):
-            self.detector = OnnxPalmDetector(detector, threads, fit_input, detector_side)
+            self.detector = OnnxPalmDetector(detector, threads, fit_input, detector_side, spin=False)
         else:
             self.detector = PalmDetector(str(detector), fit_input=fit_input, input_side=detector_side)
         if isinstance(keypoint_model, Predictor):
             self.predictor = keypoint_model
         else:
             model = "mediapipe_hand_full" if keypoint_model is None else keypoint_model
+            if str(model).lower().endswith(".onnx"):
+                from handpose.export import load_onnx
+
+                model = load_onnx(model, threads, spin=False)
             self.predictor = Predictor(model)
         if self.bundle.codec.kind == "paf":
             raise HandposeError(f"{self.bundle.arch}: a bottom-up model finds its own instances; the top-down "
@@ -309,11 +316,11 @@ class TopDownPipeline:
 
         if not isinstance(self.detector, OnnxPalmDetector):
             self.detector = OnnxPalmDetector(palm_onnx_file(self.detector, folder), threads,
-                                             self.detector.fit_input, self.detector.input_side)
+                                             self.detector.fit_input, self.detector.input_side, spin=False)
         if not isinstance(self.bundle.network, OnnxNetwork):
             path = keypoint_onnx_file(self.bundle, folder)
             p = self.predictor
-            self.predictor = Predictor(load_onnx(path, threads), p.batch_size, p.decode, p.flip_test)
+            self.predictor = Predictor(load_onnx(path, threads, spin=False), p.batch_size, p.decode, p.flip_test)
 
     @property
     def bundle(self) -> ModelBundle:
