@@ -43,6 +43,7 @@ bench: $(VENV)/.dev .venv-mediapipe/.installed
 	$(PY) benchmarks/bench_video.py
 	$(PY) benchmarks/bench_video.py --backend onnxruntime --model hand21_mediapipe_lite_upright --detector lite \
 		--fit-input --detector-side 160
+	$(PY) benchmarks/bench_threads.py
 
 # The small-data tutorial on 60 real photos with 12 keypoints, from MediaPipe's pretrained hand network (shipped);
 # ends with one JSON line of its figures beside the article's.
