@@ -43,7 +43,8 @@ of the found hands with their labels (:func:`handpose.metrics.oks`: how close a 
 ``ms`` = median milliseconds per photo (one photo at a time, decoded beforehand; detector, crops, keypoints and
 back-mapping included). Then the composites' hands found by hand size; the cost against the number of hands,
 measured on a 640 x 480 composite as the palm detector plus n crops of its one hand through the keypoint network
-(n = 1, 2, 4, 8; handpose only: MediaPipe cannot be given crops), with a straight-line fit; the composites' ms by
+(n = 1, 2, 4, 8; handpose only: MediaPipe cannot be given crops; the pipelines taking turns call by call,
+``--reps`` rounds), with a straight-line fit; the composites' ms by
 the number of hands each pipeline actually ran on (detections: how many pasted hands it finds sets its cost); and
 one JSON line (with `one_hand_640x480_at_most_15ms`, issue 12's speed target, per onnxruntime pipeline).
 """
@@ -196,22 +197,26 @@ def run_mediapipe(python: str, paths: list[Path], complexity: int, max_hands: in
     return run
 
 
-def scaling(pipeline: TopDownPipeline, image: np.ndarray, rect, counts: list[int], reps: int) -> dict[int, float]:
-    """Median ms of the detector on ``image`` plus ``n`` hand crops through the keypoint network, for each ``n`` in
-    ``counts``: the hand crop ``rect`` (one real hand of the photo, as the reference pipeline found it: every
-    pipeline crops the same hand, whatever its own detector finds) repeated ``n`` times (what ``pipeline(image)``
-    does for ``n`` palms)."""
-    out = {}
-    for n in counts:
-        pipeline.keypoints(image, [rect] * n)
-        ms = []
-        for _ in range(reps):
-            t = time.perf_counter()
+def scaling(pipelines: dict[str, TopDownPipeline], image: np.ndarray, rect, counts: list[int], reps: int
+            ) -> dict[str, dict[int, float]]:
+    """Per pipeline, the median ms of the detector on ``image`` plus ``n`` hand crops through the keypoint network,
+    for each ``n`` in ``counts``: the hand crop ``rect`` (one real hand of the photo, as the reference pipeline found
+    it: every pipeline crops the same hand, whatever its own detector finds) repeated ``n`` times (what
+    ``pipeline(image)`` does for ``n`` palms). The pipelines take turns call by call, ``reps`` rounds, so that the
+    machine's drift (up to 30 % from minute to minute on the 2-core VM) falls on all of them alike."""
+    ms: dict[str, dict[int, list[float]]] = {name: {n: [] for n in counts} for name in pipelines}
+    for pipeline in pipelines.values():  # warm-up
+        for n in counts:
             pipeline.regions(image)
             pipeline.keypoints(image, [rect] * n)
-            ms.append(1000 * (time.perf_counter() - t))
-        out[n] = float(np.median(ms))
-    return out
+    for _ in range(reps):
+        for name, pipeline in pipelines.items():
+            for n in counts:
+                t = time.perf_counter()
+                pipeline.regions(image)
+                pipeline.keypoints(image, [rect] * n)
+                ms[name][n].append(1000 * (time.perf_counter() - t))
+    return {name: {n: float(np.median(v)) for n, v in by_n.items()} for name, by_n in ms.items()}
 
 
 def score(photos: PhotoSet, run: Run) -> dict:
@@ -284,7 +289,8 @@ def main() -> None:
                     help="letterbox whole photos into this input for the bottom-up model (default: its own)")
     ap.add_argument("--bottom-up-upsample", type=int, default=None,
                     help="enlarge the bottom-up maps this many times before grouping (default: the model's)")
-    ap.add_argument("--reps", type=int, default=10, help="repetitions of the cost-against-hands timing")
+    ap.add_argument("--reps", type=int, default=30,
+                    help="rounds of the cost-against-hands timing (the pipelines take turns in each)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                     help="also the rows 'handpose onnx fit' (fit_input=True) and 'handpose onnx fast' (lite palm "
@@ -338,7 +344,7 @@ def main() -> None:
             found = next((im for im in images if len(pipelines["handpose onnx"].regions(im)[1])), None)
             if found is not None:
                 rect = pipelines["handpose onnx"].regions(found)[1][0]
-                scaled = {name: scaling(p, found, rect, args.counts, args.reps) for name, p in pipelines.items()}
+                scaled = scaling(pipelines, found, rect, args.counts, args.reps)
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"(1 / 5 / 15 min); handpose at {args.threads} thread(s); MediaPipe static_image_mode=True, "
