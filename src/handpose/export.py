@@ -251,8 +251,9 @@ class OnnxNetwork:
         spin: let idle intra-op threads spin between runs (onnxruntime's default ``session.intra_op.allow_spinning``
             1: lowest latency for one session run back to back). False where sessions take turns (the top-down
             pipeline's detector and keypoint network): each session has its own pool, and one pool's spinning
-            threads take the cores the other needs (measured here, 2 cores, one hand in a 640 x 480 photo: 25-44 ms
-            median at 2 spinning threads per session, 15.3-16.2 without spinning, 16.5-19.5 at 1 thread).
+            threads take the cores the other needs (measured here, 2 cores, one hand in a 640 x 480 photo, medians
+            of 4 rounds of ``benchmarks/bench_threads.py``: 30.5 ms at 2 spinning threads per session, 16.8 without
+            spinning, 19.3 at 1 thread).
 
     Raises:
         HandposeError: onnxruntime missing or a file it cannot load.
