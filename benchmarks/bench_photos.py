@@ -347,8 +347,8 @@ def main() -> None:
                 scaled = scaling(pipelines, found, rect, args.counts, args.reps)
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-          f"(1 / 5 / 15 min); handpose at {args.threads} thread(s); MediaPipe static_image_mode=True, "
-          f"max_num_hands={args.max_num_hands}, model_complexity={args.complexity}"
+          f"(1 / 5 / 15 min); handpose at {args.threads or 'onnxruntime default'} thread(s); MediaPipe "
+          f"static_image_mode=True, max_num_hands={args.max_num_hands}, model_complexity={args.complexity}"
           + ("" if has_mp else f"; MediaPipe not found at {args.mediapipe_python}: not run"))
     print(f"bottom-up: hand model {args.bottom_up}, input {bottom_up.bundle.input_size[0]} x "
           f"{bottom_up.bundle.input_size[1]}, maps enlarged {bottom_up.bundle.codec.upsample} x"
